@@ -1,0 +1,182 @@
+/* Channels.  A parked sender or receiver is a clause on its own stack,
+ * linked into the channel's wait list; whoever completes the operation
+ * unlinks the clause, copies the element and wakes the thread with the
+ * clause's index.  A clause whose thread was already woken (deadline,
+ * cancel, another clause of the same choose) is stale and skipped. */
+#include "internal.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define GT__CHOOSE_MAX 64
+
+struct gt_chan {
+    size_t elem_size; /* bytes per element */
+    size_t cap;       /* buffer capacity; 0 = unbuffered */
+    size_t head;      /* index of the oldest buffered element */
+    size_t count;     /* buffered elements */
+    int closed;       /* gt_chan_close was called */
+    gt__list senders; /* parked send clauses */
+    gt__list recvers; /* parked receive clauses */
+    char buf[];       /* cap * elem_size bytes */
+};
+
+typedef struct clause {
+    gt__list link;  /* in senders or recvers */
+    gt__thread *t;  /* the parked thread */
+    gt_chan_op *op; /* its operation */
+    int index;      /* its position in the choose */
+} clause;
+
+int gt_chan_make(gt_chan **out, size_t elem_size, size_t capacity)
+{
+    if (!out || !elem_size || elem_size > ((size_t)1 << 30) ||
+        (capacity && elem_size > SIZE_MAX / 2 / capacity))
+        return -EINVAL;
+    gt_chan *ch = malloc(sizeof *ch + elem_size * capacity);
+    if (!ch) return -ENOMEM;
+    ch->elem_size = elem_size;
+    ch->cap = capacity;
+    ch->head = ch->count = 0;
+    ch->closed = 0;
+    gt__list_init(&ch->senders);
+    gt__list_init(&ch->recvers);
+    *out = ch;
+    return 0;
+}
+
+/* Takes the first clause whose thread still waits, dropping stale ones. */
+static clause *take_waiter(gt__list *l)
+{
+    while (!gt__list_empty(l)) {
+        clause *c = GT__CONTAINER(l->next, clause, link);
+        gt__list_remove(&c->link);
+        if (c->t->state == GT__PARKED) return c;
+    }
+    return NULL;
+}
+
+static void complete(clause *c, int result)
+{
+    c->op->result = result;
+    gt__wake(c->t, c->index);
+}
+
+static char *slot(gt_chan *ch, size_t i)
+{
+    return ch->buf + ((ch->head + i) % ch->cap) * ch->elem_size;
+}
+
+/* Performs op now if it can; returns 1 if done (op->result set). */
+static int try_op(gt_chan_op *op)
+{
+    gt_chan *ch = op->ch;
+    clause *c;
+    op->result = 0;
+    if (op->op == GT_SEND) {
+        if (ch->closed) {
+            op->result = -EPIPE;
+        } else if ((c = take_waiter(&ch->recvers))) {
+            memcpy(c->op->elem, op->elem, ch->elem_size);
+            complete(c, 0);
+        } else if (ch->count < ch->cap) {
+            memcpy(slot(ch, ch->count++), op->elem, ch->elem_size);
+        } else {
+            return 0;
+        }
+        return 1;
+    }
+    if (ch->count) {
+        memcpy(op->elem, slot(ch, 0), ch->elem_size);
+        ch->head = (ch->head + 1) % ch->cap;
+        ch->count--;
+        /* A freed slot lets the oldest parked sender complete. */
+        if ((c = take_waiter(&ch->senders))) {
+            memcpy(slot(ch, ch->count++), c->op->elem, ch->elem_size);
+            complete(c, 0);
+        }
+    } else if ((c = take_waiter(&ch->senders))) {
+        memcpy(op->elem, c->op->elem, ch->elem_size);
+        complete(c, 0);
+    } else if (ch->closed) {
+        op->result = -EPIPE;
+    } else {
+        return 0;
+    }
+    return 1;
+}
+
+int gt_choose(gt_chan_op *ops, int n, int64_t deadline)
+{
+    gt__sched *S = gt__get();
+    gt__thread *me = S->current;
+    if (!me) return -EPERM;
+    if (!ops || n <= 0 || n > GT__CHOOSE_MAX) return -EINVAL;
+    for (int i = 0; i < n; i++)
+        if (!ops[i].ch || !ops[i].elem ||
+            (ops[i].op != GT_SEND && ops[i].op != GT_RECV))
+            return -EINVAL;
+    for (int i = 0; i < n; i++)
+        if (try_op(&ops[i])) return i;
+
+    clause cl[GT__CHOOSE_MAX];
+    for (int i = 0; i < n; i++) {
+        cl[i] = (clause){{NULL, NULL}, me, &ops[i], i};
+        gt__list_push(ops[i].op == GT_SEND ? &ops[i].ch->senders
+                                           : &ops[i].ch->recvers,
+                      &cl[i].link);
+    }
+    int rc = gt__park(deadline, n == 1 ? (ops[0].op == GT_SEND ? "chan send"
+                                                              : "chan recv")
+                                       : "choose",
+                      ops[0].ch);
+    for (int i = 0; i < n; i++) gt__list_remove(&cl[i].link);
+    return rc;
+}
+
+static int one_op(gt_chan *ch, int op, void *elem, int64_t deadline)
+{
+    gt_chan_op o = {ch, op, elem, 0};
+    if (!ch) return -EINVAL;
+    int rc = gt_choose(&o, 1, deadline);
+    return rc < 0 ? rc : o.result;
+}
+
+int gt_chan_send(gt_chan *ch, const void *elem, int64_t deadline)
+{
+    return one_op(ch, GT_SEND, (void *)(uintptr_t)elem, deadline);
+}
+
+int gt_chan_recv(gt_chan *ch, void *elem, int64_t deadline)
+{
+    return one_op(ch, GT_RECV, elem, deadline);
+}
+
+int gt_chan_close(gt_chan *ch)
+{
+    if (!ch) return -EINVAL;
+    ch->closed = 1;
+    clause *c;
+    while ((c = take_waiter(&ch->senders))) complete(c, -EPIPE);
+    while ((c = take_waiter(&ch->recvers))) complete(c, -EPIPE);
+    return 0;
+}
+
+/* Stale clauses may still be linked (their threads are ready but have not
+ * run yet); they are unlinked here so freeing is safe. */
+static int busy(gt__list *l)
+{
+    for (gt__list *n = l->next; n != l; n = n->next)
+        if (GT__CONTAINER(n, clause, link)->t->state == GT__PARKED) return 1;
+    while (!gt__list_empty(l)) gt__list_remove(l->next);
+    return 0;
+}
+
+int gt_chan_free(gt_chan *ch)
+{
+    if (!ch) return -EINVAL;
+    if (busy(&ch->senders) || busy(&ch->recvers)) return -EBUSY;
+    free(ch);
+    return 0;
+}

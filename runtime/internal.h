@@ -1,0 +1,206 @@
+/* Private structures of the green-thread runtime.  Nothing here is part of
+ * the public API; every name with external linkage carries gt__. */
+#ifndef GT_INTERNAL_H
+#define GT_INTERNAL_H
+
+#include "prefix.h"
+#include "socketloop/gt.h"
+
+#include <stdint.h>
+#include <stddef.h>
+#ifdef GT__UCONTEXT
+#include <ucontext.h>
+#endif
+
+#define GT__ASSERT(c) ((c) ? (void)0 : gt__fatal(__FILE__, __LINE__, #c))
+#define GT__CONTAINER(p, type, field)                                         \
+    ((type *)(void *)((char *)(p)-offsetof(type, field)))
+
+#if defined(__SANITIZE_ADDRESS__)
+#define GT__ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define GT__ASAN 1
+#endif
+#endif
+
+/* Circular doubly linked list with a sentinel head.  A detached node
+ * points at itself, so removing it twice is harmless. */
+typedef struct gt__list {
+    struct gt__list *next, *prev;
+} gt__list;
+
+static inline void gt__list_init(gt__list *l) { l->next = l->prev = l; }
+static inline int gt__list_empty(const gt__list *l) { return l->next == l; }
+static inline void gt__list_push(gt__list *head, gt__list *n)
+{
+    n->prev = head->prev;
+    n->next = head;
+    head->prev->next = n;
+    head->prev = n;
+}
+static inline void gt__list_remove(gt__list *n)
+{
+    n->prev->next = n->next;
+    n->next->prev = n->prev;
+    n->next = n->prev = n;
+}
+
+/* Pairing-heap node: insert is O(1), removal O(log n) amortised, and no
+ * memory is allocated, so timers cost nothing on the park path. */
+typedef struct gt__hnode {
+    struct gt__hnode *child; /* first child */
+    struct gt__hnode *next;  /* next sibling */
+    struct gt__hnode *prev;  /* previous sibling, or parent if first */
+    int64_t key;             /* deadline in ms */
+    uint64_t seq;            /* tie-break: equal deadlines fire FIFO */
+} gt__hnode;
+
+gt__hnode *gt__heap_insert(gt__hnode *root, gt__hnode *n);
+gt__hnode *gt__heap_remove(gt__hnode *root, gt__hnode *n);
+
+/* A saved execution context. */
+typedef struct gt__ctx {
+#ifdef GT__UCONTEXT
+    ucontext_t uc;
+#else
+    void *sp; /* stack pointer with callee-saved registers pushed below */
+#endif
+} gt__ctx;
+
+#ifdef GT__UCONTEXT
+void gt__ctx_make(gt__ctx *c, char *lo, char *hi);
+void gt__ctx_swap(gt__ctx *from, gt__ctx *to);
+#else
+void gt__ctx_swap_sp(void **save_sp, void *new_sp);
+void gt__ctx_start(void);
+
+static inline void gt__ctx_swap(gt__ctx *from, gt__ctx *to)
+{
+    gt__ctx_swap_sp(&from->sp, to->sp);
+}
+
+/* Lays out the frame gt__ctx_swap_sp pops: the MXCSR and x87 control
+ * word, six zeroed registers and gt__ctx_start as the return address. */
+static inline void gt__ctx_make(gt__ctx *c, char *lo, char *hi)
+{
+    (void)lo;
+    uint64_t *sp = (uint64_t *)(((uintptr_t)hi & ~(uintptr_t)15) - 64);
+    sp[0] = 0x1F80 | ((uint64_t)0x037F << 32);
+    for (int i = 1; i < 7; i++) sp[i] = 0;
+    sp[7] = (uint64_t)(uintptr_t)gt__ctx_start;
+    c->sp = sp;
+}
+#endif
+
+enum gt__state { GT__READY, GT__RUNNING, GT__PARKED, GT__DONE };
+
+/* A green thread.  It lives at the top of its own stack mapping, so a
+ * parked thread that used little stack costs one resident page. */
+typedef struct gt__thread {
+    gt__ctx ctx;            /* saved registers while not running */
+    int64_t id;             /* public id, > 0, never reused */
+    int state;              /* enum gt__state */
+    int wake_rc;            /* what the current park returns */
+    int cancelled;          /* gt_cancel was called */
+    int started;            /* has run at least once */
+    gt__list runq;          /* link in the run queue while READY */
+    gt__list all;           /* link in the registry of live threads */
+    gt__hnode timer;        /* deadline of the current park */
+    int timed;              /* timer is in the heap */
+    const char *wait_what;  /* what a parked thread waits for */
+    const void *wait_obj;   /* the object it waits on, for gt_dump */
+    struct gt__thread *joiner; /* the green thread joining this one */
+    void *xfer;             /* value passed by gt_transfer */
+    gt_fn *fn;              /* body */
+    void *arg;              /* its argument */
+    const char *site;       /* where it was spawned */
+    char *map;              /* the whole mapping, guard page included */
+    size_t map_size;        /* its size */
+    char *stack_lo;         /* lowest usable stack byte (canary there) */
+    unsigned vg_id;         /* Valgrind stack id */
+    int flags;              /* GT_NOGUARD */
+    char name[32];          /* from gt_attr, NUL-terminated */
+} gt__thread;
+
+/* A stack kept for reuse.  `cold` stacks had their pages returned to the
+ * kernel; the most recently freed ones are kept warm. */
+typedef struct gt__pooled {
+    char *map;
+    unsigned vg_id;
+    int cold;
+} gt__pooled;
+
+typedef struct gt__pool {
+    gt__pooled *v; /* LIFO */
+    size_t n, cap;
+} gt__pool;
+
+/* Per-OS-thread scheduler. */
+typedef struct gt__sched {
+    int ready;              /* initialised */
+    gt__thread *current;    /* running green thread, NULL in the loop */
+    gt__ctx loop;           /* the loop's own context */
+    gt__list runq;          /* READY threads, FIFO */
+    gt__list all;           /* every live thread, oldest first */
+    gt__hnode *timers;      /* heap of parked threads' deadlines */
+    uint64_t timer_seq;     /* next tie-break number */
+    size_t live;            /* threads spawned and not yet ended */
+    unsigned budget;        /* direct switches left before the loop runs */
+    int stopped;            /* gt_stop was called */
+    gt__thread *zombie;     /* ended thread whose stack awaits release */
+    int64_t next_id;        /* next id to issue */
+    gt__thread **ids;       /* open-addressing hash of live ids */
+    size_t ids_cap, ids_n;  /* slots (a power of two) and entries */
+    size_t stack_size;      /* default usable stack size */
+    int stack_flags;        /* default flags */
+    gt__pool pool[2];       /* default-size stacks: [0] guarded, [1] not */
+    void *altstack;         /* signal stack for overflow reports */
+#ifdef GT__ASAN
+    const void *loop_bottom; /* the loop's stack, learnt from ASan */
+    size_t loop_size;
+    int from_loop;           /* the last switch came from the loop */
+#endif
+} gt__sched;
+
+/* The scheduler of the calling OS thread; gt__get creates it on first use,
+ * gt__peek does not (for the signal handler). */
+gt__sched *gt__get(void);
+gt__sched *gt__peek(void);
+/* Saves `from` (NULL: the loop) and resumes `to` (NULL: the loop). */
+void gt__switch(gt__sched *S, gt__thread *from, gt__thread *to);
+/* Resumes the next ready thread, or the loop when none is ready or the
+ * switch budget is spent. */
+void gt__switch_next(gt__sched *S, gt__thread *me);
+/* Parks the running thread until gt__wake, its deadline (-ETIMEDOUT) or
+ * gt_cancel (-ECANCELED).  Returns the wake code.  -EPERM outside green
+ * threads; with deadline 0 it returns -ETIMEDOUT at once. */
+int gt__park(int64_t deadline, const char *what, const void *obj);
+/* Parks and resumes `to` directly (NULL: as gt__park); no checks. */
+int gt__park_to(gt__thread *to, int64_t deadline, const char *what,
+                const void *obj);
+/* Makes a parked thread ready with result rc; returns 0 (doing nothing)
+ * if it was not parked, e.g. already woken by its deadline. */
+int gt__wake(gt__thread *t, int rc);
+/* Takes t out of the timer heap and the run queue. */
+void gt__unqueue(gt__sched *S, gt__thread *t);
+#ifdef GT__ASAN
+void gt__asan_arrived(gt__sched *S, void *fake);
+#endif
+void gt__release_zombie(gt__sched *S);
+gt__thread *gt__find(gt__sched *S, int64_t id);
+void gt__fatal(const char *file, int line, const char *what);
+
+int gt__stack_get(gt__sched *S, size_t size, int flags, gt__thread **out);
+void gt__stack_put(gt__sched *S, gt__thread *t);
+void gt__stack_check(gt__thread *t);
+void gt__stack_cleanup(gt__sched *S);
+size_t gt__page_size(void);
+void gt__overflow(gt__thread *t);
+void gt__install_overflow_handler(gt__sched *S);
+void gt__remove_overflow_handler(gt__sched *S);
+void gt__thread_main(void);
+
+#define GT__CANARY 0x5ca1ab1edeadc0deULL
+
+#endif

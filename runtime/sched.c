@@ -1,0 +1,271 @@
+/* The scheduler: one per OS thread.  Green threads switch directly to the
+ * next ready one; the loop (on the OS thread's own stack) runs only when
+ * nothing is ready, or after GT__BUDGET direct switches so that timers and
+ * I/O are never starved.  Parking and waking never allocate. */
+#include "internal.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <time.h>
+#ifdef GT__ASAN
+#include <sanitizer/asan_interface.h>
+#include <sanitizer/common_interface_defs.h>
+#endif
+
+#define GT__BUDGET 1024
+
+static __thread gt__sched sched;
+static pthread_key_t exit_key;
+static pthread_once_t exit_once = PTHREAD_ONCE_INIT;
+
+/* Frees what an OS thread's scheduler holds when that thread exits.
+ * Green threads still parked then are lost; their stacks are not freed. */
+static void on_thread_exit(void *p)
+{
+    gt__sched *S = p;
+    gt__stack_cleanup(S);
+    gt__remove_overflow_handler(S);
+    free(S->ids);
+    S->ids = NULL;
+    S->ready = 0;
+}
+
+static void make_exit_key(void)
+{
+    pthread_key_create(&exit_key, on_thread_exit);
+}
+
+gt__sched *gt__get(void)
+{
+    gt__sched *S = &sched;
+    if (__builtin_expect(!S->ready, 0)) {
+        gt__list_init(&S->runq);
+        gt__list_init(&S->all);
+        S->next_id = 1;
+        S->stack_size = GT_STACK_DEFAULT;
+        pthread_once(&exit_once, make_exit_key);
+        pthread_setspecific(exit_key, S);
+        gt__install_overflow_handler(S);
+        S->ready = 1;
+    }
+    return S;
+}
+
+gt__sched *gt__peek(void) { return &sched; }
+
+int64_t gt_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+void gt__release_zombie(gt__sched *S)
+{
+    gt__thread *z = S->zombie;
+    S->zombie = NULL;
+#ifdef GT__ASAN
+    /* ASan's shadow of a dead stack would poison its next user. */
+    __asan_unpoison_memory_region(z->stack_lo,
+                                  (size_t)((char *)z - z->stack_lo));
+#endif
+    gt__stack_put(S, z);
+}
+
+void gt__switch(gt__sched *S, gt__thread *from, gt__thread *to)
+{
+    gt__ctx *fc = from ? &from->ctx : &S->loop;
+    gt__ctx *tc = to ? &to->ctx : &S->loop;
+    if (from) gt__stack_check(from);
+    if (to) {
+        to->state = GT__RUNNING;
+        to->started = 1;
+    }
+    S->current = to;
+#ifdef GT__ASAN
+    void *fake = NULL;
+    int dying = from && from->state == GT__DONE;
+    S->from_loop = from == NULL;
+    __sanitizer_start_switch_fiber(
+        dying ? NULL : &fake, to ? (const void *)to->stack_lo : S->loop_bottom,
+        to ? (size_t)((char *)to - to->stack_lo) : S->loop_size);
+    gt__ctx_swap(fc, tc);
+    gt__asan_arrived(S, fake);
+#else
+    gt__ctx_swap(fc, tc);
+#endif
+    if (S->zombie) gt__release_zombie(S);
+}
+
+#ifdef GT__ASAN
+void gt__asan_arrived(gt__sched *S, void *fake)
+{
+    const void *bottom;
+    size_t size;
+    __sanitizer_finish_switch_fiber(fake, &bottom, &size);
+    if (S->from_loop) {
+        S->loop_bottom = bottom;
+        S->loop_size = size;
+    }
+}
+#endif
+
+static gt__thread *pop_ready(gt__sched *S)
+{
+    gt__list *n = S->runq.next;
+    gt__list_remove(n);
+    return GT__CONTAINER(n, gt__thread, runq);
+}
+
+void gt__switch_next(gt__sched *S, gt__thread *me)
+{
+    gt__thread *next = NULL;
+    if (S->budget && !gt__list_empty(&S->runq)) {
+        S->budget--;
+        next = pop_ready(S);
+        if (next == me) { /* a yield with nobody else ready */
+            me->state = GT__RUNNING;
+            return;
+        }
+    }
+    gt__switch(S, me, next);
+}
+
+void gt__unqueue(gt__sched *S, gt__thread *t)
+{
+    if (t->timed) {
+        S->timers = gt__heap_remove(S->timers, &t->timer);
+        t->timed = 0;
+    }
+    gt__list_remove(&t->runq);
+}
+
+int gt__wake(gt__thread *t, int rc)
+{
+    if (t->state != GT__PARKED) return 0;
+    gt__sched *S = &sched;
+    gt__unqueue(S, t);
+    t->state = GT__READY;
+    t->wake_rc = rc;
+    gt__list_push(&S->runq, &t->runq);
+    return 1;
+}
+
+int gt__park_to(gt__thread *to, int64_t deadline, const char *what,
+                const void *obj)
+{
+    gt__sched *S = &sched;
+    gt__thread *me = S->current;
+    me->state = GT__PARKED;
+    me->wake_rc = 0;
+    me->wait_what = what;
+    me->wait_obj = obj;
+    if (deadline >= 0) {
+        me->timer.key = deadline;
+        me->timer.seq = S->timer_seq++;
+        S->timers = gt__heap_insert(S->timers, &me->timer);
+        me->timed = 1;
+    }
+    if (to)
+        gt__switch(S, me, to);
+    else
+        gt__switch_next(S, me);
+    me->wait_what = NULL;
+    me->wait_obj = NULL;
+    return me->wake_rc;
+}
+
+int gt__park(int64_t deadline, const char *what, const void *obj)
+{
+    gt__thread *me = sched.current;
+    if (!me) return -EPERM;
+    if (me->cancelled) return -ECANCELED;
+    if (deadline == 0) return -ETIMEDOUT;
+    return gt__park_to(NULL, deadline, what, obj);
+}
+
+int gt_yield(void)
+{
+    gt__sched *S = &sched;
+    gt__thread *me = S->current;
+    if (!me) return -EPERM;
+    if (me->cancelled) return -ECANCELED;
+    me->state = GT__READY;
+    gt__list_push(&S->runq, &me->runq);
+    gt__switch_next(S, me);
+    return 0;
+}
+
+int gt_sleep(int64_t deadline)
+{
+    int rc = gt__park(deadline < 0 ? -1 : deadline, "sleep", NULL);
+    if (rc == -ETIMEDOUT) return 0;
+    return rc;
+}
+
+static void fire_timers(gt__sched *S)
+{
+    if (!S->timers) return;
+    int64_t now = gt_now();
+    while (S->timers && S->timers->key <= now)
+        gt__wake(GT__CONTAINER(S->timers, gt__thread, timer), -ETIMEDOUT);
+}
+
+static void sleep_until(int64_t ms)
+{
+    struct timespec ts = {(time_t)(ms / 1000), (long)(ms % 1000) * 1000000};
+    /* An interrupted sleep just ends the round early. */
+    clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL);
+}
+
+int gt_dispatch(int64_t deadline)
+{
+    gt__sched *S = gt__get();
+    if (S->current) return -EPERM;
+    if (!S->live) return 0;
+    if (gt__list_empty(&S->runq)) {
+        /* Nothing ready and no timer: no event can ever wake anyone. */
+        if (!S->timers) return -EDEADLK;
+        int64_t until = S->timers->key;
+        if (deadline >= 0 && deadline < until) until = deadline;
+        sleep_until(until);
+    }
+    fire_timers(S);
+    S->budget = GT__BUDGET;
+    while (S->budget && !gt__list_empty(&S->runq)) {
+        S->budget--;
+        gt__switch(S, NULL, pop_ready(S));
+    }
+    return S->live > 0;
+}
+
+int gt_start(int64_t deadline)
+{
+    gt__sched *S = gt__get();
+    if (S->current) return -EPERM;
+    S->stopped = 0;
+    for (;;) {
+        int rc = gt_dispatch(deadline);
+        if (rc <= 0) return rc;
+        if (S->stopped) {
+            S->stopped = 0;
+            return 1;
+        }
+        if (deadline >= 0 && gt_now() >= deadline) return -ETIMEDOUT;
+    }
+}
+
+int gt_stop(void)
+{
+    gt__get()->stopped = 1;
+    return 0;
+}
+
+int gt_run(void)
+{
+    int rc;
+    while ((rc = gt_dispatch(-1)) > 0) {
+    }
+    return rc;
+}

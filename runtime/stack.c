@@ -1,0 +1,182 @@
+/* Stacks: one mmap each, a PROT_NONE guard page below unless GT_NOGUARD,
+ * and the thread's control block at the top.  Freed stacks of the default
+ * size are pooled.  The last GT__HOT freed stay warm for the next spawn;
+ * older ones give their pages back to the kernel with MADV_DONTNEED, and
+ * past GT__POOL_MAX stacks are unmapped. */
+#include "prefix.h"
+#include "internal.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+#ifdef GT__VALGRIND
+#include <valgrind/valgrind.h>
+#endif
+
+#define GT__HOT 16
+#define GT__POOL_MAX 4096
+
+/* The control block sits at the top of the mapping, cache-line aligned. */
+#define TCB_SIZE ((sizeof(gt__thread) + 63) & ~(size_t)63)
+
+static size_t page_size(void)
+{
+    static size_t page; /* same value in every thread; a benign race */
+    if (!page) page = (size_t)sysconf(_SC_PAGESIZE);
+    return page;
+}
+
+static long read_long(const char *path)
+{
+    FILE *f = fopen(path, "r");
+    long v = -1;
+    if (f) {
+        if (fscanf(f, "%ld", &v) != 1) v = -1;
+        fclose(f);
+    }
+    return v;
+}
+
+static long count_maps(void)
+{
+    FILE *f = fopen("/proc/self/maps", "r");
+    long n = 0;
+    int c;
+    if (!f) return -1;
+    while ((c = getc(f)) != EOF) n += c == '\n';
+    fclose(f);
+    return n;
+}
+
+/* mmap and mprotect say ENOMEM both when memory runs out and when the
+ * process has as many mappings as vm.max_map_count allows.  Tell the two
+ * apart, because the second has a cure: GT_NOGUARD or a higher limit. */
+static int map_error(int err)
+{
+    if (err != ENOMEM) return -err;
+    long max = read_long("/proc/sys/vm/max_map_count");
+    long n = count_maps();
+    if (max > 0 && n >= 0 && n + 8 >= max) return GT_EMAPLIMIT;
+    return -ENOMEM;
+}
+
+static gt__thread *tcb_of(char *map, size_t map_size)
+{
+    return (gt__thread *)(void *)(map + map_size - TCB_SIZE);
+}
+
+static size_t map_size_of(size_t size, int flags)
+{
+    return size + ((flags & GT_NOGUARD) ? 0 : page_size());
+}
+
+static void unmap(char *map, size_t map_size, unsigned vg_id)
+{
+#ifdef GT__VALGRIND
+    VALGRIND_STACK_DEREGISTER(vg_id);
+#else
+    (void)vg_id;
+#endif
+    munmap(map, map_size);
+}
+
+int gt__stack_get(gt__sched *S, size_t size, int flags, gt__thread **out)
+{
+    size_t map_size = map_size_of(size, flags);
+    size_t guard = map_size - size;
+    gt__pool *pool = &S->pool[(flags & GT_NOGUARD) ? 1 : 0];
+    char *map;
+    unsigned vg_id = 0;
+
+    if (size == S->stack_size && pool->n) {
+        gt__pooled *p = &pool->v[--pool->n];
+        map = p->map;
+        vg_id = p->vg_id;
+    } else {
+        map = mmap(NULL, map_size, PROT_READ | PROT_WRITE,
+                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK,
+                   -1, 0);
+        if (map == MAP_FAILED) return map_error(errno);
+        if (guard && mprotect(map, guard, PROT_NONE) < 0) {
+            int rc = map_error(errno);
+            munmap(map, map_size);
+            return rc;
+        }
+#ifdef GT__VALGRIND
+        vg_id = VALGRIND_STACK_REGISTER(map + guard,
+                                        (char *)tcb_of(map, map_size));
+#endif
+    }
+    gt__thread *t = tcb_of(map, map_size);
+    t->map = map;
+    t->map_size = map_size;
+    t->stack_lo = map + guard;
+    t->vg_id = vg_id;
+    t->flags = flags & GT_NOGUARD;
+    *(uint64_t *)(void *)t->stack_lo = GT__CANARY;
+    *out = t;
+    return 0;
+}
+
+void gt__stack_put(gt__sched *S, gt__thread *t)
+{
+    int noguard = (t->flags & GT_NOGUARD) != 0;
+    gt__pool *pool = &S->pool[noguard];
+    char *map = t->map;
+    size_t map_size = t->map_size;
+    unsigned vg_id = t->vg_id;
+
+    if (map_size != map_size_of(S->stack_size, t->flags) ||
+        pool->n == GT__POOL_MAX) {
+        unmap(map, map_size, vg_id);
+        return;
+    }
+    if (pool->n == pool->cap) {
+        size_t cap = pool->cap ? pool->cap * 2 : 64;
+        gt__pooled *v = realloc(pool->v, cap * sizeof *v);
+        if (!v) {
+            unmap(map, map_size, vg_id);
+            return;
+        }
+        pool->v = v;
+        pool->cap = cap;
+    }
+    pool->v[pool->n++] = (gt__pooled){map, vg_id, 0};
+    /* Keep only the newest GT__HOT warm: everything below them is cold. */
+    if (pool->n > GT__HOT) {
+        gt__pooled *p = &pool->v[pool->n - 1 - GT__HOT];
+        if (!p->cold) {
+            madvise(p->map, map_size, MADV_DONTNEED);
+            p->cold = 1;
+        }
+    }
+}
+
+/* Called at each switch away from a thread: a broken canary means the
+ * thread wrote below its stack, which only a no-guard stack allows
+ * silently. */
+void gt__stack_check(gt__thread *t)
+{
+    if (*(const uint64_t *)(const void *)t->stack_lo != GT__CANARY)
+        gt__overflow(t);
+}
+
+static void drain(gt__pool *pool, size_t map_size)
+{
+    for (size_t i = 0; i < pool->n; i++)
+        unmap(pool->v[i].map, map_size, pool->v[i].vg_id);
+    free(pool->v);
+    pool->v = NULL;
+    pool->n = pool->cap = 0;
+}
+
+void gt__stack_cleanup(gt__sched *S)
+{
+    drain(&S->pool[0], map_size_of(S->stack_size, 0));
+    drain(&S->pool[1], map_size_of(S->stack_size, GT_NOGUARD));
+}
+
+size_t gt__page_size(void) { return page_size(); }

@@ -1,0 +1,22 @@
+/* Portable context switch on makecontext/swapcontext.  glibc saves and
+ * restores the signal mask on every swapcontext, a system call each time;
+ * this path exists for platforms without an assembly switch and as the
+ * reference the fast path is tested against. */
+#include "internal.h"
+
+void gt__thread_main(void);
+
+void gt__ctx_make(gt__ctx *c, char *lo, char *hi)
+{
+    /* getcontext cannot fail on Linux for a valid pointer. */
+    getcontext(&c->uc);
+    c->uc.uc_stack.ss_sp = lo;
+    c->uc.uc_stack.ss_size = (size_t)(hi - lo);
+    c->uc.uc_link = NULL;
+    makecontext(&c->uc, gt__thread_main, 0);
+}
+
+void gt__ctx_swap(gt__ctx *from, gt__ctx *to)
+{
+    swapcontext(&from->uc, &to->uc);
+}

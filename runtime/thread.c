@@ -1,0 +1,214 @@
+/* Green-thread lifecycle: spawn, end, join, cancel, symmetric transfer.
+ * Threads are named by ids that are never reused; an open-addressing hash
+ * maps live ids to threads, and an id below next_id that is not in the
+ * hash belongs to a thread that has ended. */
+#include "internal.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char transfer_what[] = "transfer";
+
+static size_t home(const gt__sched *S, int64_t id)
+{
+    uint64_t h = (uint64_t)id * 0x9E3779B97F4A7C15ULL;
+    return (size_t)(h >> 32) & (S->ids_cap - 1);
+}
+
+gt__thread *gt__find(gt__sched *S, int64_t id)
+{
+    if (!S->ids_n) return NULL;
+    for (size_t i = home(S, id);; i = (i + 1) & (S->ids_cap - 1)) {
+        gt__thread *t = S->ids[i];
+        if (!t || t->id == id) return t;
+    }
+}
+
+static void ids_put(gt__sched *S, gt__thread *t)
+{
+    size_t i = home(S, t->id);
+    while (S->ids[i]) i = (i + 1) & (S->ids_cap - 1);
+    S->ids[i] = t;
+    S->ids_n++;
+}
+
+/* Keeps the table at most half full; called before a spawn commits. */
+static int ids_reserve(gt__sched *S)
+{
+    if ((S->ids_n + 1) * 2 <= S->ids_cap) return 0;
+    size_t old_cap = S->ids_cap, cap = old_cap ? old_cap * 2 : 64;
+    gt__thread **old = S->ids, **v = calloc(cap, sizeof *v);
+    if (!v) return -ENOMEM;
+    S->ids = v;
+    S->ids_cap = cap;
+    S->ids_n = 0;
+    for (size_t i = 0; i < old_cap; i++)
+        if (old[i]) ids_put(S, old[i]);
+    free(old);
+    return 0;
+}
+
+/* Deletion with backward shift, so lookups never meet tombstones. */
+static void ids_del(gt__sched *S, int64_t id)
+{
+    size_t mask = S->ids_cap - 1, i = home(S, id);
+    while (S->ids[i]->id != id) i = (i + 1) & mask;
+    for (size_t j = (i + 1) & mask; S->ids[j]; j = (j + 1) & mask) {
+        size_t k = home(S, S->ids[j]->id);
+        int stays = i <= j ? (i < k && k <= j) : (i < k || k <= j);
+        if (!stays) {
+            S->ids[i] = S->ids[j];
+            i = j;
+        }
+    }
+    S->ids[i] = NULL;
+    S->ids_n--;
+}
+
+int64_t gt_spawn_at(gt_fn *fn, void *arg, const gt_attr *attr,
+                    const char *site)
+{
+    gt__sched *S = gt__get();
+    size_t size = attr && attr->stack_size ? attr->stack_size : S->stack_size;
+    int flags = attr && attr->flags ? attr->flags : S->stack_flags;
+    if (!fn || size < GT_STACK_MIN || size > GT_STACK_MAX ||
+        (flags & ~GT_NOGUARD))
+        return -EINVAL;
+    size_t page = gt__page_size();
+    size = (size + page - 1) & ~(page - 1);
+    if (ids_reserve(S) < 0) return -ENOMEM;
+
+    gt__thread *t;
+    int rc = gt__stack_get(S, size, flags, &t);
+    if (rc < 0) return rc;
+    t->id = S->next_id++;
+    t->state = GT__READY;
+    t->wake_rc = 0;
+    t->cancelled = 0;
+    t->started = 0;
+    t->timed = 0;
+    t->wait_what = NULL;
+    t->wait_obj = NULL;
+    t->joiner = NULL;
+    t->xfer = NULL;
+    t->fn = fn;
+    t->arg = arg;
+    t->site = site ? site : "?";
+    t->name[0] = 0;
+    if (attr && attr->name) {
+        strncpy(t->name, attr->name, sizeof t->name - 1);
+        t->name[sizeof t->name - 1] = 0;
+    }
+    gt__ctx_make(&t->ctx, t->stack_lo, (char *)t);
+    ids_put(S, t);
+    gt__list_push(&S->all, &t->all);
+    gt__list_push(&S->runq, &t->runq);
+    S->live++;
+    return t->id;
+}
+
+int gt_set_default_stack(size_t stack_size, int flags)
+{
+    gt__sched *S = gt__get();
+    if (!stack_size) stack_size = GT_STACK_DEFAULT;
+    if (stack_size < GT_STACK_MIN || stack_size > GT_STACK_MAX ||
+        (flags & ~GT_NOGUARD))
+        return -EINVAL;
+    size_t page = gt__page_size();
+    stack_size = (stack_size + page - 1) & ~(page - 1);
+    if (stack_size != S->stack_size) gt__stack_cleanup(S);
+    S->stack_size = stack_size;
+    S->stack_flags = flags;
+    return 0;
+}
+
+/* Every green thread starts here, on its own stack, and ends here. */
+void gt__thread_main(void)
+{
+    gt__sched *S = gt__get();
+#ifdef GT__ASAN
+    gt__asan_arrived(S, NULL);
+#endif
+    if (S->zombie) gt__release_zombie(S);
+    gt__thread *t = S->current;
+    t->fn(t->arg);
+
+    t->state = GT__DONE;
+    S->live--;
+    ids_del(S, t->id);
+    gt__list_remove(&t->all);
+    if (t->joiner) gt__wake(t->joiner, 0);
+    /* The stack is still in use until the switch; whoever runs next
+     * releases it. */
+    S->zombie = t;
+    gt__switch_next(S, t);
+    GT__ASSERT(!"an ended green thread was resumed");
+}
+
+int64_t gt_self(void)
+{
+    gt__thread *t = gt__peek()->current;
+    return t ? t->id : 0;
+}
+
+/* Looks an id up; -ESRCH for ids never issued, 0 with *out NULL for
+ * threads that have ended. */
+static int lookup(gt__sched *S, int64_t id, gt__thread **out)
+{
+    if (id <= 0 || id >= S->next_id) return -ESRCH;
+    *out = gt__find(S, id);
+    return 0;
+}
+
+int gt_join(int64_t id, int64_t deadline)
+{
+    gt__sched *S = gt__get();
+    gt__thread *me = S->current, *t;
+    if (!me) return -EPERM;
+    int rc = lookup(S, id, &t);
+    if (rc < 0 || !t) return rc;
+    if (t == me) return -EDEADLK;
+    if (t->joiner) return -EBUSY;
+    t->joiner = me;
+    rc = gt__park(deadline, "join", t);
+    if (rc < 0) {
+        /* Timed out or cancelled: t may have ended meanwhile. */
+        t = gt__find(S, id);
+        if (t && t->joiner == me) t->joiner = NULL;
+    }
+    return rc;
+}
+
+int gt_cancel(int64_t id)
+{
+    gt__sched *S = gt__get();
+    gt__thread *t;
+    int rc = lookup(S, id, &t);
+    if (rc < 0 || !t) return rc;
+    t->cancelled = 1;
+    gt__wake(t, -ECANCELED);
+    return 0;
+}
+
+int gt_transfer(int64_t id, void *val, void **out, int64_t deadline)
+{
+    gt__sched *S = gt__get();
+    gt__thread *me = S->current, *t;
+    if (!me) return -EPERM;
+    int rc = lookup(S, id, &t);
+    if (rc < 0) return rc;
+    if (!t) return -ESRCH;
+    if (t == me) return -EINVAL;
+    if (me->cancelled) return -ECANCELED;
+    if (t->state == GT__PARKED && t->wait_what == transfer_what) {
+        t->xfer = val;
+        t->wake_rc = 0;
+    } else if (t->state != GT__READY || t->started) {
+        return -EBUSY;
+    }
+    gt__unqueue(S, t);
+    rc = gt__park_to(t, deadline, transfer_what, t);
+    if (rc == 0 && out) *out = me->xfer;
+    return rc;
+}

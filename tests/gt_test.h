@@ -1,0 +1,208 @@
+/* Shared helpers for the green-thread tests.
+ *
+ * Rule: a failing CMocka assertion longjmps, and a longjmp must never cross
+ * green-thread stacks.  So code running inside a green thread only records
+ * facts (tg_event, tg_rc, plain structs); the test function asserts on them
+ * on the main stack after gt_run()/gt_start() has returned.
+ *
+ * Include this first in every test file (it pulls in the CMocka headers in
+ * the order CMocka needs).  Each test file is a single translation unit, so
+ * the static state below is per test program. */
+#ifndef SL_GT_TEST_H
+#define SL_GT_TEST_H
+
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE 1
+#endif
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <errno.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <socketloop/gt.h>
+
+#define TG_UNUSED __attribute__((unused))
+
+/* --- Build / environment detection ------------------------------------ */
+
+#if defined(__SANITIZE_ADDRESS__)
+#define TG_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define TG_ASAN 1
+#endif
+#endif
+#ifndef TG_ASAN
+#define TG_ASAN 0
+#endif
+
+static inline int tg_under_valgrind(void)
+{
+    const char *v = getenv("SL_UNDER_VALGRIND");
+    return v != NULL && *v != '\0' && strcmp(v, "0") != 0;
+}
+
+/* Generous upper bound for "this short wait did not take for ever". */
+static inline int64_t tg_slack_ms(void)
+{
+    return tg_under_valgrind() ? 10000 : 2000;
+}
+
+/* --- Watchdog ----------------------------------------------------------- */
+
+TG_UNUSED static void tg_watchdog_fired(int sig)
+{
+    static const char msg[] = "\n*** watchdog: test program hung, aborting\n";
+    (void)sig;
+    ssize_t w = write(2, msg, sizeof msg - 1);
+    (void)w;
+    _exit(111);
+}
+
+/* Arms alarm(): a hung test dies on its own before CTest's TIMEOUT. */
+static inline void tg_watchdog(unsigned seconds)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = tg_watchdog_fired;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGALRM, &sa, NULL);
+    alarm(tg_under_valgrind() ? seconds * 5 : seconds);
+}
+
+/* --- Recording from green threads ------------------------------------- */
+
+#define TG_MAX_EVENTS 4096
+
+/* An ordered log of events (small integers chosen by each test). */
+static struct {
+    int n;
+    int lost; /* events dropped because the log was full */
+    int64_t v[TG_MAX_EVENTS];
+} tg_log TG_UNUSED;
+
+static inline void tg_event(int64_t v)
+{
+    if (tg_log.n < TG_MAX_EVENTS)
+        tg_log.v[tg_log.n++] = v;
+    else
+        tg_log.lost++;
+}
+
+/* Ids of every green thread a test spawned through tg_spawn, so that the
+ * teardown can cancel stragglers left behind by a failed test. */
+#define TG_MAX_IDS 1024
+static struct {
+    int n;
+    int64_t id[TG_MAX_IDS];
+} tg_ids TG_UNUSED;
+
+static inline int64_t tg_spawn_named(gt_fn *fn, void *arg, const char *name,
+                                     size_t stack, int flags)
+{
+    gt_attr a;
+    memset(&a, 0, sizeof a);
+    a.name = name;
+    a.stack_size = stack;
+    a.flags = flags;
+    int64_t id = gt_spawn_attr(fn, arg, &a);
+    if (id > 0 && tg_ids.n < TG_MAX_IDS)
+        tg_ids.id[tg_ids.n++] = id;
+    return id;
+}
+
+static inline int64_t tg_spawn(gt_fn *fn, void *arg)
+{
+    return tg_spawn_named(fn, arg, NULL, 0, 0);
+}
+
+/* Per-test setup: clear the log. */
+static inline int tg_setup(void **state)
+{
+    (void)state;
+    memset(&tg_log, 0, sizeof tg_log);
+    memset(&tg_ids, 0, sizeof tg_ids);
+    return 0;
+}
+
+/* Per-test teardown: a passing test has already run its loop to the end;
+ * after a failing one, cancel whatever it left parked and let it end so the
+ * next test starts from an empty scheduler. */
+static inline int tg_teardown(void **state)
+{
+    (void)state;
+    for (int round = 0; round < 4 && gt_dispatch(0) != 0; round++) {
+        for (int i = 0; i < tg_ids.n; i++)
+            gt_cancel(tg_ids.id[i]);
+        gt_run();
+    }
+    /* Fails the test (on the main stack) if threads are still alive. */
+    assert_int_equal(gt_dispatch(0), 0);
+    return 0;
+}
+
+#define TG_TEST(f) cmocka_unit_test_setup_teardown(f, tg_setup, tg_teardown)
+
+/* --- Misc --------------------------------------------------------------- */
+
+/* Uses about `bytes` of stack (1 KiB per frame, every cache line written)
+ * and returns a value derived from it so nothing is optimised away. */
+TG_UNUSED __attribute__((noinline)) static unsigned tg_burn_stack(size_t bytes)
+{
+    volatile unsigned char buf[1024];
+    for (size_t i = 0; i < sizeof buf; i += 32)
+        buf[i] = (unsigned char)(i + bytes);
+    if (bytes <= sizeof buf)
+        return buf[0];
+    unsigned r = tg_burn_stack(bytes - sizeof buf);
+    return r + buf[32];
+}
+
+/* Runs gt_dump into a malloc'd string (caller frees); *lines gets its
+ * return value. */
+static inline char *tg_dump_string(int *lines)
+{
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    if (f == NULL)
+        return NULL;
+    int n = gt_dump(f);
+    fclose(f);
+    if (lines)
+        *lines = n;
+    return buf;
+}
+
+static inline int tg_count_lines(const char *s)
+{
+    int n = 0;
+    for (; s && *s; s++)
+        if (*s == '\n')
+            n++;
+    return n;
+}
+
+/* Number of live green threads, as gt_dump reports them. */
+static inline int tg_live_count(void)
+{
+    FILE *f = fopen("/dev/null", "w");
+    if (f == NULL)
+        return -1;
+    int n = gt_dump(f);
+    fclose(f);
+    return n;
+}
+
+#define TG_ARRAY_LEN(a) ((int)(sizeof(a) / sizeof((a)[0])))
+
+#endif
