@@ -63,6 +63,17 @@ static void complete(clause *c, int result)
     gt__wake(c->t, c->index);
 }
 
+/* Most elements are a pointer or an integer; copy those inline. */
+static void copy(void *dst, const void *src, size_t n)
+{
+    if (n == sizeof(void *))
+        memcpy(dst, src, sizeof(void *));
+    else if (n == sizeof(int))
+        memcpy(dst, src, sizeof(int));
+    else
+        memcpy(dst, src, n);
+}
+
 static char *slot(gt_chan *ch, size_t i)
 {
     return ch->buf + ((ch->head + i) % ch->cap) * ch->elem_size;
@@ -78,26 +89,26 @@ static int try_op(gt_chan_op *op)
         if (ch->closed) {
             op->result = -EPIPE;
         } else if ((c = take_waiter(&ch->recvers))) {
-            memcpy(c->op->elem, op->elem, ch->elem_size);
+            copy(c->op->elem, op->elem, ch->elem_size);
             complete(c, 0);
         } else if (ch->count < ch->cap) {
-            memcpy(slot(ch, ch->count++), op->elem, ch->elem_size);
+            copy(slot(ch, ch->count++), op->elem, ch->elem_size);
         } else {
             return 0;
         }
         return 1;
     }
     if (ch->count) {
-        memcpy(op->elem, slot(ch, 0), ch->elem_size);
+        copy(op->elem, slot(ch, 0), ch->elem_size);
         ch->head = (ch->head + 1) % ch->cap;
         ch->count--;
         /* A freed slot lets the oldest parked sender complete. */
         if ((c = take_waiter(&ch->senders))) {
-            memcpy(slot(ch, ch->count++), c->op->elem, ch->elem_size);
+            copy(slot(ch, ch->count++), c->op->elem, ch->elem_size);
             complete(c, 0);
         }
     } else if ((c = take_waiter(&ch->senders))) {
-        memcpy(op->elem, c->op->elem, ch->elem_size);
+        copy(op->elem, c->op->elem, ch->elem_size);
         complete(c, 0);
     } else if (ch->closed) {
         op->result = -EPIPE;
@@ -127,19 +138,23 @@ int gt_choose(gt_chan_op *ops, int n, int64_t deadline)
                                            : &ops[i].ch->recvers,
                       &cl[i].link);
     }
-    int rc = gt__park(deadline, n == 1 ? (ops[0].op == GT_SEND ? "chan send"
-                                                              : "chan recv")
-                                       : "choose",
-                      ops[0].ch);
+    int rc = gt__park(deadline, "choose", ops[0].ch);
     for (int i = 0; i < n; i++) gt__list_remove(&cl[i].link);
     return rc;
 }
 
+/* gt_choose of one operation, without its loops. */
 static int one_op(gt_chan *ch, int op, void *elem, int64_t deadline)
 {
+    gt__thread *me = gt__peek()->current;
+    if (!ch || !elem) return -EINVAL;
+    if (!me) return -EPERM;
     gt_chan_op o = {ch, op, elem, 0};
-    if (!ch) return -EINVAL;
-    int rc = gt_choose(&o, 1, deadline);
+    if (try_op(&o)) return o.result;
+    clause c = {{NULL, NULL}, me, &o, 0};
+    gt__list_push(op == GT_SEND ? &ch->senders : &ch->recvers, &c.link);
+    int rc = gt__park(deadline, op == GT_SEND ? "chan send" : "chan recv", ch);
+    gt__list_remove(&c.link);
     return rc < 0 ? rc : o.result;
 }
 

@@ -119,7 +119,7 @@ typedef struct gt__thread {
     size_t map_size;        /* its size */
     char *stack_lo;         /* lowest usable stack byte (canary there) */
     unsigned vg_id;         /* Valgrind stack id */
-    int flags;              /* GT_NOGUARD */
+    int flags;              /* 0 or GT_NOGUARD (also the pool index) */
     char name[32];          /* from gt_attr, NUL-terminated */
 } gt__thread;
 
@@ -165,8 +165,14 @@ typedef struct gt__sched {
 
 /* The scheduler of the calling OS thread; gt__get creates it on first use,
  * gt__peek does not (for the signal handler). */
-gt__sched *gt__get(void);
-gt__sched *gt__peek(void);
+extern __thread gt__sched gt__S;
+void gt__init(gt__sched *S);
+static inline gt__sched *gt__get(void)
+{
+    if (__builtin_expect(!gt__S.ready, 0)) gt__init(&gt__S);
+    return &gt__S;
+}
+static inline gt__sched *gt__peek(void) { return &gt__S; }
 /* Saves `from` (NULL: the loop) and resumes `to` (NULL: the loop). */
 void gt__switch(gt__sched *S, gt__thread *from, gt__thread *to);
 /* Resumes the next ready thread, or the loop when none is ready or the
@@ -191,9 +197,12 @@ void gt__release_zombie(gt__sched *S);
 gt__thread *gt__find(gt__sched *S, int64_t id);
 void gt__fatal(const char *file, int line, const char *what);
 
+/* Takes a stack (flags: 0 or GT_NOGUARD) from the pool or the kernel. */
 int gt__stack_get(gt__sched *S, size_t size, int flags, gt__thread **out);
-void gt__stack_put(gt__sched *S, gt__thread *t);
-void gt__stack_check(gt__thread *t);
+/* Pools the stack of an ended thread; 0 if it must be unmapped instead,
+ * which gt__stack_unmap does once nobody runs on it. */
+int gt__stack_keep(gt__sched *S, gt__thread *t);
+void gt__stack_unmap(gt__thread *t);
 void gt__stack_cleanup(gt__sched *S);
 size_t gt__page_size(void);
 void gt__overflow(gt__thread *t);
@@ -202,5 +211,16 @@ void gt__remove_overflow_handler(gt__sched *S);
 void gt__thread_main(void);
 
 #define GT__CANARY 0x5ca1ab1edeadc0deULL
+
+/* Called at each switch away from a thread: a broken canary means the
+ * thread wrote below its stack, which only a no-guard stack allows
+ * silently. */
+static inline void gt__stack_check(gt__thread *t)
+{
+    if (__builtin_expect(*(const uint64_t *)(const void *)t->stack_lo !=
+                             GT__CANARY,
+                         0))
+        gt__overflow(t);
+}
 
 #endif

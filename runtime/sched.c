@@ -9,13 +9,13 @@
 #include <stdlib.h>
 #include <time.h>
 #ifdef GT__ASAN
-#include <sanitizer/asan_interface.h>
 #include <sanitizer/common_interface_defs.h>
 #endif
 
 #define GT__BUDGET 1024
 
-static __thread gt__sched sched;
+/* Hidden, but named so that the gdb helper can find it. */
+__thread gt__sched gt__S;
 static pthread_key_t exit_key;
 static pthread_once_t exit_once = PTHREAD_ONCE_INIT;
 
@@ -36,23 +36,17 @@ static void make_exit_key(void)
     pthread_key_create(&exit_key, on_thread_exit);
 }
 
-gt__sched *gt__get(void)
+void gt__init(gt__sched *S)
 {
-    gt__sched *S = &sched;
-    if (__builtin_expect(!S->ready, 0)) {
-        gt__list_init(&S->runq);
-        gt__list_init(&S->all);
-        S->next_id = 1;
-        S->stack_size = GT_STACK_DEFAULT;
-        pthread_once(&exit_once, make_exit_key);
-        pthread_setspecific(exit_key, S);
-        gt__install_overflow_handler(S);
-        S->ready = 1;
-    }
-    return S;
+    gt__list_init(&S->runq);
+    gt__list_init(&S->all);
+    S->next_id = 1;
+    S->stack_size = GT_STACK_DEFAULT;
+    pthread_once(&exit_once, make_exit_key);
+    pthread_setspecific(exit_key, S);
+    gt__install_overflow_handler(S);
+    S->ready = 1;
 }
-
-gt__sched *gt__peek(void) { return &sched; }
 
 int64_t gt_now(void)
 {
@@ -65,12 +59,7 @@ void gt__release_zombie(gt__sched *S)
 {
     gt__thread *z = S->zombie;
     S->zombie = NULL;
-#ifdef GT__ASAN
-    /* ASan's shadow of a dead stack would poison its next user. */
-    __asan_unpoison_memory_region(z->stack_lo,
-                                  (size_t)((char *)z - z->stack_lo));
-#endif
-    gt__stack_put(S, z);
+    gt__stack_unmap(z);
 }
 
 void gt__switch(gt__sched *S, gt__thread *from, gt__thread *to)
@@ -144,7 +133,7 @@ void gt__unqueue(gt__sched *S, gt__thread *t)
 int gt__wake(gt__thread *t, int rc)
 {
     if (t->state != GT__PARKED) return 0;
-    gt__sched *S = &sched;
+    gt__sched *S = &gt__S;
     gt__unqueue(S, t);
     t->state = GT__READY;
     t->wake_rc = rc;
@@ -155,7 +144,7 @@ int gt__wake(gt__thread *t, int rc)
 int gt__park_to(gt__thread *to, int64_t deadline, const char *what,
                 const void *obj)
 {
-    gt__sched *S = &sched;
+    gt__sched *S = &gt__S;
     gt__thread *me = S->current;
     me->state = GT__PARKED;
     me->wake_rc = 0;
@@ -178,7 +167,7 @@ int gt__park_to(gt__thread *to, int64_t deadline, const char *what,
 
 int gt__park(int64_t deadline, const char *what, const void *obj)
 {
-    gt__thread *me = sched.current;
+    gt__thread *me = gt__S.current;
     if (!me) return -EPERM;
     if (me->cancelled) return -ECANCELED;
     if (deadline == 0) return -ETIMEDOUT;
@@ -187,7 +176,7 @@ int gt__park(int64_t deadline, const char *what, const void *obj)
 
 int gt_yield(void)
 {
-    gt__sched *S = &sched;
+    gt__sched *S = &gt__S;
     gt__thread *me = S->current;
     if (!me) return -EPERM;
     if (me->cancelled) return -ECANCELED;

@@ -25,7 +25,7 @@
 static size_t page_size(void)
 {
     static size_t page; /* same value in every thread; a benign race */
-    if (!page) page = (size_t)sysconf(_SC_PAGESIZE);
+    if (__builtin_expect(!page, 0)) page = (size_t)sysconf(_SC_PAGESIZE);
     return page;
 }
 
@@ -70,7 +70,7 @@ static gt__thread *tcb_of(char *map, size_t map_size)
 
 static size_t map_size_of(size_t size, int flags)
 {
-    return size + ((flags & GT_NOGUARD) ? 0 : page_size());
+    return flags ? size : size + page_size();
 }
 
 static void unmap(char *map, size_t map_size, unsigned vg_id)
@@ -83,85 +83,80 @@ static void unmap(char *map, size_t map_size, unsigned vg_id)
     munmap(map, map_size);
 }
 
-int gt__stack_get(gt__sched *S, size_t size, int flags, gt__thread **out)
+/* Fills in the fields that describe a stack; everything else in a fresh
+ * or cold control block is zero. */
+static gt__thread *setup(char *map, size_t map_size, size_t guard,
+                         unsigned vg_id, int flags)
 {
-    size_t map_size = map_size_of(size, flags);
-    size_t guard = map_size - size;
-    gt__pool *pool = &S->pool[(flags & GT_NOGUARD) ? 1 : 0];
-    char *map;
-    unsigned vg_id = 0;
-
-    if (size == S->stack_size && pool->n) {
-        gt__pooled *p = &pool->v[--pool->n];
-        map = p->map;
-        vg_id = p->vg_id;
-    } else {
-        map = mmap(NULL, map_size, PROT_READ | PROT_WRITE,
-                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK,
-                   -1, 0);
-        if (map == MAP_FAILED) return map_error(errno);
-        if (guard && mprotect(map, guard, PROT_NONE) < 0) {
-            int rc = map_error(errno);
-            munmap(map, map_size);
-            return rc;
-        }
-#ifdef GT__VALGRIND
-        vg_id = VALGRIND_STACK_REGISTER(map + guard,
-                                        (char *)tcb_of(map, map_size));
-#endif
-    }
     gt__thread *t = tcb_of(map, map_size);
     t->map = map;
     t->map_size = map_size;
     t->stack_lo = map + guard;
     t->vg_id = vg_id;
-    t->flags = flags & GT_NOGUARD;
+    t->flags = flags;
     *(uint64_t *)(void *)t->stack_lo = GT__CANARY;
-    *out = t;
+    return t;
+}
+
+int gt__stack_get(gt__sched *S, size_t size, int flags, gt__thread **out)
+{
+    gt__pool *pool = &S->pool[flags];
+    size_t map_size = map_size_of(size, flags);
+    size_t guard = map_size - size;
+
+    if (size == S->stack_size && pool->n) {
+        /* A warm stack still has its control block and canary intact:
+         * the canary was checked when its last thread switched away. */
+        gt__pooled *p = &pool->v[--pool->n];
+        *out = p->cold ? setup(p->map, map_size, guard, p->vg_id, flags)
+                       : tcb_of(p->map, map_size);
+        return 0;
+    }
+    char *map = mmap(NULL, map_size, PROT_READ | PROT_WRITE,
+                     MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK,
+                     -1, 0);
+    if (map == MAP_FAILED) return map_error(errno);
+    if (guard && mprotect(map, guard, PROT_NONE) < 0) {
+        int rc = map_error(errno);
+        munmap(map, map_size);
+        return rc;
+    }
+    unsigned vg_id = 0;
+#ifdef GT__VALGRIND
+    vg_id = VALGRIND_STACK_REGISTER(map + guard, map + map_size - TCB_SIZE);
+#endif
+    *out = setup(map, map_size, guard, vg_id, flags);
     return 0;
 }
 
-void gt__stack_put(gt__sched *S, gt__thread *t)
+int gt__stack_keep(gt__sched *S, gt__thread *t)
 {
-    int noguard = (t->flags & GT_NOGUARD) != 0;
-    gt__pool *pool = &S->pool[noguard];
-    char *map = t->map;
-    size_t map_size = t->map_size;
-    unsigned vg_id = t->vg_id;
-
-    if (map_size != map_size_of(S->stack_size, t->flags) ||
-        pool->n == GT__POOL_MAX) {
-        unmap(map, map_size, vg_id);
-        return;
-    }
+    gt__pool *pool = &S->pool[t->flags];
+    if (t->map_size != map_size_of(S->stack_size, t->flags) ||
+        pool->n == GT__POOL_MAX)
+        return 0;
     if (pool->n == pool->cap) {
         size_t cap = pool->cap ? pool->cap * 2 : 64;
         gt__pooled *v = realloc(pool->v, cap * sizeof *v);
-        if (!v) {
-            unmap(map, map_size, vg_id);
-            return;
-        }
+        if (!v) return 0;
         pool->v = v;
         pool->cap = cap;
     }
-    pool->v[pool->n++] = (gt__pooled){map, vg_id, 0};
+    pool->v[pool->n++] = (gt__pooled){t->map, t->vg_id, 0};
     /* Keep only the newest GT__HOT warm: everything below them is cold. */
     if (pool->n > GT__HOT) {
         gt__pooled *p = &pool->v[pool->n - 1 - GT__HOT];
         if (!p->cold) {
-            madvise(p->map, map_size, MADV_DONTNEED);
+            madvise(p->map, t->map_size, MADV_DONTNEED);
             p->cold = 1;
         }
     }
+    return 1;
 }
 
-/* Called at each switch away from a thread: a broken canary means the
- * thread wrote below its stack, which only a no-guard stack allows
- * silently. */
-void gt__stack_check(gt__thread *t)
+void gt__stack_unmap(gt__thread *t)
 {
-    if (*(const uint64_t *)(const void *)t->stack_lo != GT__CANARY)
-        gt__overflow(t);
+    unmap(t->map, t->map_size, t->vg_id);
 }
 
 static void drain(gt__pool *pool, size_t map_size)

@@ -7,6 +7,9 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#ifdef GT__ASAN
+#include <sanitizer/asan_interface.h>
+#endif
 
 static const char transfer_what[] = "transfer";
 
@@ -70,28 +73,31 @@ int64_t gt_spawn_at(gt_fn *fn, void *arg, const gt_attr *attr,
                     const char *site)
 {
     gt__sched *S = gt__get();
-    size_t size = attr && attr->stack_size ? attr->stack_size : S->stack_size;
-    int flags = attr && attr->flags ? attr->flags : S->stack_flags;
-    if (!fn || size < GT_STACK_MIN || size > GT_STACK_MAX ||
-        (flags & ~GT_NOGUARD))
-        return -EINVAL;
-    size_t page = gt__page_size();
-    size = (size + page - 1) & ~(page - 1);
+    size_t size = S->stack_size;
+    int flags = S->stack_flags;
+    if (attr) {
+        if (attr->stack_size) {
+            size_t page = gt__page_size();
+            if (attr->stack_size < GT_STACK_MIN ||
+                attr->stack_size > GT_STACK_MAX)
+                return -EINVAL;
+            size = (attr->stack_size + page - 1) & ~(page - 1);
+        }
+        if (attr->flags & ~GT_NOGUARD) return -EINVAL;
+        if (attr->flags) flags = attr->flags;
+    }
+    if (!fn) return -EINVAL;
     if (ids_reserve(S) < 0) return -ENOMEM;
 
     gt__thread *t;
     int rc = gt__stack_get(S, size, flags, &t);
     if (rc < 0) return rc;
+    /* The other fields are zero or were left clean by the previous
+     * thread on this stack: not timed, not waiting, no joiner. */
     t->id = S->next_id++;
     t->state = GT__READY;
-    t->wake_rc = 0;
     t->cancelled = 0;
     t->started = 0;
-    t->timed = 0;
-    t->wait_what = NULL;
-    t->wait_obj = NULL;
-    t->joiner = NULL;
-    t->xfer = NULL;
     t->fn = fn;
     t->arg = arg;
     t->site = site ? site : "?";
@@ -138,10 +144,19 @@ void gt__thread_main(void)
     S->live--;
     ids_del(S, t->id);
     gt__list_remove(&t->all);
-    if (t->joiner) gt__wake(t->joiner, 0);
-    /* The stack is still in use until the switch; whoever runs next
-     * releases it. */
-    S->zombie = t;
+    if (t->joiner) {
+        gt__wake(t->joiner, 0);
+        t->joiner = NULL;
+    }
+#ifdef GT__ASAN
+    /* ASan's shadow of a dead stack would poison its next user. */
+    __asan_unpoison_memory_region(t->stack_lo,
+                                  (size_t)((char *)t - t->stack_lo));
+#endif
+    /* Pooling the stack we still run on is safe: nothing can take it
+     * before the switch below.  Unmapping is not; whoever runs next does
+     * that. */
+    if (!gt__stack_keep(S, t)) S->zombie = t;
     gt__switch_next(S, t);
     GT__ASSERT(!"an ended green thread was resumed");
 }

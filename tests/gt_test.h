@@ -203,6 +203,20 @@ static inline int tg_live_count(void)
     return n;
 }
 
+/* Runs rounds without waiting until the loop reports a deadlock (every live
+ * thread parked on something that cannot happen) or `max` rounds passed.
+ * Returns the last gt_dispatch result. */
+static inline int tg_until_deadlock(int max)
+{
+    int rc = 0;
+    for (int i = 0; i < max; i++) {
+        rc = gt_dispatch(0);
+        if (rc != 1)
+            break;
+    }
+    return rc;
+}
+
 #define TG_ARRAY_LEN(a) ((int)(sizeof(a) / sizeof((a)[0])))
 
 #endif

@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Runs the whole test suite on a fresh Debian 12 machine:
+#   1. the default build (assembly switch), every test, and every test
+#      again under Valgrind memcheck (any error or leak fails);
+#   2. the ucontext-only build;
+#   3. an AddressSanitizer + UndefinedBehaviorSanitizer build.
+# Build trees go to build/test-*.  Set SL_TEST_QUICK=1 to run step 1 only.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash tools/deps.sh build-essential cmake pkg-config libcmocka-dev valgrind \
+    gdb libboost-context-dev
+jobs=$(nproc)
+
+run() {
+    local dir=$1 filter=$2
+    shift 2
+    echo "== $dir: $*"
+    cmake -S . -B "$dir" -DSOCKETLOOP_WERROR=ON "$@" >/dev/null
+    cmake --build "$dir" -j"$jobs" >"$dir/build.log" 2>&1 ||
+        { cat "$dir/build.log"; exit 1; }
+    # shellcheck disable=SC2086
+    ctest --test-dir "$dir" --output-on-failure -j"$jobs" $filter
+}
+
+run build/test-default ""
+[ "${SL_TEST_QUICK:-0}" = 1 ] && exit 0
+run build/test-ucontext "-LE valgrind" -DSOCKETLOOP_SWITCH=ucontext
+run build/test-asan "" -DSOCKETLOOP_SANITIZE=address,undefined \
+    -DCMAKE_BUILD_TYPE=Debug
+echo "all test builds passed"
