@@ -2,6 +2,7 @@
 #include <stdio.h>
 
 static gt_chan *ch;
+static char who[] = "consumer";
 
 static void producer(void *arg)
 {
@@ -22,7 +23,7 @@ int main(void)
 {
     gt_chan_make(&ch, sizeof(int), 0);    /* unbuffered */
     gt_spawn(producer, NULL);
-    gt_spawn(consumer, "consumer");
+    gt_spawn(consumer, who);
     int rc = gt_run();                    /* returns when every green thread has ended */
     gt_chan_free(ch);
     return rc < 0 ? (fprintf(stderr, "%s\n", gt_strerror(rc)), 1) : 0;
