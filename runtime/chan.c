@@ -3,7 +3,7 @@
  * unlinks the clause, copies the element and wakes the thread with the
  * clause's index.  A clause whose thread was already woken (deadline,
  * cancel, another clause of the same choose) is stale and skipped. */
-#include "internal.h"
+#include "park.h"
 
 #include <errno.h>
 #include <stdlib.h>

@@ -80,14 +80,14 @@ static inline void gt__ctx_swap(gt__ctx *from, gt__ctx *to)
     gt__ctx_swap_sp(&from->sp, to->sp);
 }
 
-/* Lays out the frame gt__ctx_swap_sp pops: the MXCSR and x87 control
- * word, six zeroed registers and gt__ctx_start as the return address. */
+/* Lays out the frame gt__ctx_swap_sp pops: the default MXCSR and x87
+ * control word, six registers whose values do not matter (gt__ctx_start
+ * clears rbp itself), and gt__ctx_start as the return address. */
 static inline void gt__ctx_make(gt__ctx *c, char *lo, char *hi)
 {
     (void)lo;
     uint64_t *sp = (uint64_t *)(((uintptr_t)hi & ~(uintptr_t)15) - 64);
     sp[0] = 0x1F80 | ((uint64_t)0x037F << 32);
-    for (int i = 1; i < 7; i++) sp[i] = 0;
     sp[7] = (uint64_t)(uintptr_t)gt__ctx_start;
     c->sp = sp;
 }
@@ -173,23 +173,6 @@ static inline gt__sched *gt__get(void)
     return &gt__S;
 }
 static inline gt__sched *gt__peek(void) { return &gt__S; }
-/* Saves `from` (NULL: the loop) and resumes `to` (NULL: the loop). */
-void gt__switch(gt__sched *S, gt__thread *from, gt__thread *to);
-/* Resumes the next ready thread, or the loop when none is ready or the
- * switch budget is spent. */
-void gt__switch_next(gt__sched *S, gt__thread *me);
-/* Parks the running thread until gt__wake, its deadline (-ETIMEDOUT) or
- * gt_cancel (-ECANCELED).  Returns the wake code.  -EPERM outside green
- * threads; with deadline 0 it returns -ETIMEDOUT at once. */
-int gt__park(int64_t deadline, const char *what, const void *obj);
-/* Parks and resumes `to` directly (NULL: as gt__park); no checks. */
-int gt__park_to(gt__thread *to, int64_t deadline, const char *what,
-                const void *obj);
-/* Makes a parked thread ready with result rc; returns 0 (doing nothing)
- * if it was not parked, e.g. already woken by its deadline. */
-int gt__wake(gt__thread *t, int rc);
-/* Takes t out of the timer heap and the run queue. */
-void gt__unqueue(gt__sched *S, gt__thread *t);
 #ifdef GT__ASAN
 void gt__asan_arrived(gt__sched *S, void *fake);
 #endif

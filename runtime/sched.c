@@ -2,17 +2,12 @@
  * next ready one; the loop (on the OS thread's own stack) runs only when
  * nothing is ready, or after GT__BUDGET direct switches so that timers and
  * I/O are never starved.  Parking and waking never allocate. */
-#include "internal.h"
+#include "park.h"
 
 #include <errno.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <time.h>
-#ifdef GT__ASAN
-#include <sanitizer/common_interface_defs.h>
-#endif
-
-#define GT__BUDGET 1024
 
 /* Hidden, but named so that the gdb helper can find it. */
 __thread gt__sched gt__S;
@@ -62,31 +57,6 @@ void gt__release_zombie(gt__sched *S)
     gt__stack_unmap(z);
 }
 
-void gt__switch(gt__sched *S, gt__thread *from, gt__thread *to)
-{
-    gt__ctx *fc = from ? &from->ctx : &S->loop;
-    gt__ctx *tc = to ? &to->ctx : &S->loop;
-    if (from) gt__stack_check(from);
-    if (to) {
-        to->state = GT__RUNNING;
-        to->started = 1;
-    }
-    S->current = to;
-#ifdef GT__ASAN
-    void *fake = NULL;
-    int dying = from && from->state == GT__DONE;
-    S->from_loop = from == NULL;
-    __sanitizer_start_switch_fiber(
-        dying ? NULL : &fake, to ? (const void *)to->stack_lo : S->loop_bottom,
-        to ? (size_t)((char *)to - to->stack_lo) : S->loop_size);
-    gt__ctx_swap(fc, tc);
-    gt__asan_arrived(S, fake);
-#else
-    gt__ctx_swap(fc, tc);
-#endif
-    if (S->zombie) gt__release_zombie(S);
-}
-
 #ifdef GT__ASAN
 void gt__asan_arrived(gt__sched *S, void *fake)
 {
@@ -99,80 +69,6 @@ void gt__asan_arrived(gt__sched *S, void *fake)
     }
 }
 #endif
-
-static gt__thread *pop_ready(gt__sched *S)
-{
-    gt__list *n = S->runq.next;
-    gt__list_remove(n);
-    return GT__CONTAINER(n, gt__thread, runq);
-}
-
-void gt__switch_next(gt__sched *S, gt__thread *me)
-{
-    gt__thread *next = NULL;
-    if (S->budget && !gt__list_empty(&S->runq)) {
-        S->budget--;
-        next = pop_ready(S);
-        if (next == me) { /* a yield with nobody else ready */
-            me->state = GT__RUNNING;
-            return;
-        }
-    }
-    gt__switch(S, me, next);
-}
-
-void gt__unqueue(gt__sched *S, gt__thread *t)
-{
-    if (t->timed) {
-        S->timers = gt__heap_remove(S->timers, &t->timer);
-        t->timed = 0;
-    }
-    gt__list_remove(&t->runq);
-}
-
-int gt__wake(gt__thread *t, int rc)
-{
-    if (t->state != GT__PARKED) return 0;
-    gt__sched *S = &gt__S;
-    gt__unqueue(S, t);
-    t->state = GT__READY;
-    t->wake_rc = rc;
-    gt__list_push(&S->runq, &t->runq);
-    return 1;
-}
-
-int gt__park_to(gt__thread *to, int64_t deadline, const char *what,
-                const void *obj)
-{
-    gt__sched *S = &gt__S;
-    gt__thread *me = S->current;
-    me->state = GT__PARKED;
-    me->wake_rc = 0;
-    me->wait_what = what;
-    me->wait_obj = obj;
-    if (deadline >= 0) {
-        me->timer.key = deadline;
-        me->timer.seq = S->timer_seq++;
-        S->timers = gt__heap_insert(S->timers, &me->timer);
-        me->timed = 1;
-    }
-    if (to)
-        gt__switch(S, me, to);
-    else
-        gt__switch_next(S, me);
-    me->wait_what = NULL;
-    me->wait_obj = NULL;
-    return me->wake_rc;
-}
-
-int gt__park(int64_t deadline, const char *what, const void *obj)
-{
-    gt__thread *me = gt__S.current;
-    if (!me) return -EPERM;
-    if (me->cancelled) return -ECANCELED;
-    if (deadline == 0) return -ETIMEDOUT;
-    return gt__park_to(NULL, deadline, what, obj);
-}
 
 int gt_yield(void)
 {
@@ -224,7 +120,7 @@ int gt_dispatch(int64_t deadline)
     S->budget = GT__BUDGET;
     while (S->budget && !gt__list_empty(&S->runq)) {
         S->budget--;
-        gt__switch(S, NULL, pop_ready(S));
+        gt__switch(S, NULL, gt__pop_ready(S));
     }
     return S->live > 0;
 }

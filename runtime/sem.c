@@ -1,6 +1,6 @@
 /* Counting semaphore.  A release with waiters hands the unit straight to
  * the oldest one, so a late arrival cannot overtake it. */
-#include "internal.h"
+#include "park.h"
 
 #include <errno.h>
 #include <limits.h>

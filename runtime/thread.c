@@ -2,7 +2,7 @@
  * Threads are named by ids that are never reused; an open-addressing hash
  * maps live ids to threads, and an id below next_id that is not in the
  * hash belongs to a thread that has ended. */
-#include "internal.h"
+#include "park.h"
 
 #include <errno.h>
 #include <stdlib.h>

@@ -1,0 +1,125 @@
+/* The runtime's interface for parking and waking green threads: the
+ * sync primitives here and the net layer use only these.  They are the
+ * hot path of every switch, so they are inline. */
+#ifndef GT_PARK_H
+#define GT_PARK_H
+
+#include "internal.h"
+
+#include <errno.h>
+#ifdef GT__ASAN
+#include <sanitizer/common_interface_defs.h>
+#endif
+
+#define GT__BUDGET 1024 /* direct switches before the loop polls again */
+
+/* Saves `from` (NULL: the loop) and resumes `to` (NULL: the loop). */
+static inline void gt__switch(gt__sched *S, gt__thread *from, gt__thread *to)
+{
+    gt__ctx *fc = from ? &from->ctx : &S->loop;
+    gt__ctx *tc = to ? &to->ctx : &S->loop;
+    if (from) gt__stack_check(from);
+    if (to) {
+        to->state = GT__RUNNING;
+        to->started = 1;
+    }
+    S->current = to;
+#ifdef GT__ASAN
+    void *fake = NULL;
+    int dying = from && from->state == GT__DONE;
+    S->from_loop = from == NULL;
+    __sanitizer_start_switch_fiber(
+        dying ? NULL : &fake, to ? (const void *)to->stack_lo : S->loop_bottom,
+        to ? (size_t)((char *)to - to->stack_lo) : S->loop_size);
+    gt__ctx_swap(fc, tc);
+    gt__asan_arrived(S, fake);
+#else
+    gt__ctx_swap(fc, tc);
+#endif
+    if (S->zombie) gt__release_zombie(S);
+}
+
+static inline gt__thread *gt__pop_ready(gt__sched *S)
+{
+    gt__list *n = S->runq.next;
+    gt__list_remove(n);
+    return GT__CONTAINER(n, gt__thread, runq);
+}
+
+/* Resumes the next ready thread, or the loop when none is ready or the
+ * switch budget is spent. */
+static inline void gt__switch_next(gt__sched *S, gt__thread *me)
+{
+    gt__thread *next = NULL;
+    if (S->budget && !gt__list_empty(&S->runq)) {
+        S->budget--;
+        next = gt__pop_ready(S);
+        if (next == me) { /* a yield with nobody else ready */
+            me->state = GT__RUNNING;
+            return;
+        }
+    }
+    gt__switch(S, me, next);
+}
+
+/* Takes t out of the timer heap and the run queue. */
+static inline void gt__unqueue(gt__sched *S, gt__thread *t)
+{
+    if (t->timed) {
+        S->timers = gt__heap_remove(S->timers, &t->timer);
+        t->timed = 0;
+    }
+    gt__list_remove(&t->runq);
+}
+
+/* Makes a parked thread ready with result rc; returns 0 (doing nothing)
+ * if it was not parked, e.g. already woken by its deadline. */
+static inline int gt__wake(gt__thread *t, int rc)
+{
+    if (t->state != GT__PARKED) return 0;
+    gt__sched *S = &gt__S;
+    gt__unqueue(S, t);
+    t->state = GT__READY;
+    t->wake_rc = rc;
+    gt__list_push(&S->runq, &t->runq);
+    return 1;
+}
+
+/* Parks and resumes `to` directly (NULL: as gt__park); no checks. */
+static inline int gt__park_to(gt__thread *to, int64_t deadline,
+                              const char *what, const void *obj)
+{
+    gt__sched *S = &gt__S;
+    gt__thread *me = S->current;
+    me->state = GT__PARKED;
+    me->wake_rc = 0;
+    me->wait_what = what;
+    me->wait_obj = obj;
+    if (deadline >= 0) {
+        me->timer.key = deadline;
+        me->timer.seq = S->timer_seq++;
+        S->timers = gt__heap_insert(S->timers, &me->timer);
+        me->timed = 1;
+    }
+    if (to)
+        gt__switch(S, me, to);
+    else
+        gt__switch_next(S, me);
+    me->wait_what = NULL;
+    me->wait_obj = NULL;
+    return me->wake_rc;
+}
+
+/* Parks the running thread until gt__wake, its deadline (-ETIMEDOUT) or
+ * gt_cancel (-ECANCELED).  Returns the wake code.  -EPERM outside green
+ * threads; with deadline 0 it returns -ETIMEDOUT at once. */
+static inline int gt__park(int64_t deadline, const char *what, const void *obj)
+{
+    gt__thread *me = gt__S.current;
+    if (!me) return -EPERM;
+    if (me->cancelled) return -ECANCELED;
+    if (deadline == 0) return -ETIMEDOUT;
+    return gt__park_to(NULL, deadline, what, obj);
+}
+
+#endif
