@@ -132,8 +132,9 @@ typedef struct gt__pooled {
 } gt__pooled;
 
 typedef struct gt__pool {
-    gt__pooled *v; /* LIFO */
-    size_t n, cap;
+    gt__pooled *v;   /* LIFO */
+    size_t n, cap;   /* entries used and allocated */
+    size_t map_size; /* mapping size of the stacks it holds */
 } gt__pool;
 
 /* Per-OS-thread scheduler. */
@@ -180,6 +181,29 @@ void gt__release_zombie(gt__sched *S);
 gt__thread *gt__find(gt__sched *S, int64_t id);
 void gt__fatal(const char *file, int line, const char *what);
 
+#define GT__TCB_SIZE ((sizeof(gt__thread) + 63) & ~(size_t)63)
+#define GT__HOT 16 /* pooled stacks kept warm */
+
+/* Fast path of gt__stack_get: the newest pooled stack, if still warm. */
+static inline gt__thread *gt__stack_warm(gt__pool *p)
+{
+    if (!p->n || p->v[p->n - 1].cold) return NULL;
+    char *map = p->v[--p->n].map;
+    return (gt__thread *)(void *)(map + p->map_size - GT__TCB_SIZE);
+}
+
+/* Fast path of gt__stack_keep: pools a stack while few are pooled. */
+static inline int gt__stack_keep_warm(gt__pool *p, gt__thread *t)
+{
+    if (t->map_size != p->map_size || p->n >= GT__HOT || p->n == p->cap)
+        return 0;
+    p->v[p->n++] = (gt__pooled){t->map, t->vg_id, 0};
+    return 1;
+}
+
+/* Sets the default stack size and flags, emptying the pools if the size
+ * changes. */
+void gt__stack_default(gt__sched *S, size_t size, int flags);
 /* Takes a stack (flags: 0 or GT_NOGUARD) from the pool or the kernel. */
 int gt__stack_get(gt__sched *S, size_t size, int flags, gt__thread **out);
 /* Pools the stack of an ended thread; 0 if it must be unmapped instead,

@@ -36,7 +36,7 @@ void gt__init(gt__sched *S)
     gt__list_init(&S->runq);
     gt__list_init(&S->all);
     S->next_id = 1;
-    S->stack_size = GT_STACK_DEFAULT;
+    gt__stack_default(S, GT_STACK_DEFAULT, 0);
     pthread_once(&exit_once, make_exit_key);
     pthread_setspecific(exit_key, S);
     gt__install_overflow_handler(S);

@@ -16,11 +16,8 @@
 #include <valgrind/valgrind.h>
 #endif
 
-#define GT__HOT 16
 #define GT__POOL_MAX 4096
 
-/* The control block sits at the top of the mapping, cache-line aligned. */
-#define TCB_SIZE ((sizeof(gt__thread) + 63) & ~(size_t)63)
 
 static size_t page_size(void)
 {
@@ -65,7 +62,7 @@ static int map_error(int err)
 
 static gt__thread *tcb_of(char *map, size_t map_size)
 {
-    return (gt__thread *)(void *)(map + map_size - TCB_SIZE);
+    return (gt__thread *)(void *)(map + map_size - GT__TCB_SIZE);
 }
 
 static size_t map_size_of(size_t size, int flags)
@@ -123,7 +120,7 @@ int gt__stack_get(gt__sched *S, size_t size, int flags, gt__thread **out)
     }
     unsigned vg_id = 0;
 #ifdef GT__VALGRIND
-    vg_id = VALGRIND_STACK_REGISTER(map + guard, map + map_size - TCB_SIZE);
+    vg_id = VALGRIND_STACK_REGISTER(map + guard, map + map_size - GT__TCB_SIZE);
 #endif
     *out = setup(map, map_size, guard, vg_id, flags);
     return 0;
@@ -132,8 +129,7 @@ int gt__stack_get(gt__sched *S, size_t size, int flags, gt__thread **out)
 int gt__stack_keep(gt__sched *S, gt__thread *t)
 {
     gt__pool *pool = &S->pool[t->flags];
-    if (t->map_size != map_size_of(S->stack_size, t->flags) ||
-        pool->n == GT__POOL_MAX)
+    if (t->map_size != pool->map_size || pool->n == GT__POOL_MAX)
         return 0;
     if (pool->n == pool->cap) {
         size_t cap = pool->cap ? pool->cap * 2 : 64;
@@ -159,10 +155,10 @@ void gt__stack_unmap(gt__thread *t)
     unmap(t->map, t->map_size, t->vg_id);
 }
 
-static void drain(gt__pool *pool, size_t map_size)
+static void drain(gt__pool *pool)
 {
     for (size_t i = 0; i < pool->n; i++)
-        unmap(pool->v[i].map, map_size, pool->v[i].vg_id);
+        unmap(pool->v[i].map, pool->map_size, pool->v[i].vg_id);
     free(pool->v);
     pool->v = NULL;
     pool->n = pool->cap = 0;
@@ -170,8 +166,17 @@ static void drain(gt__pool *pool, size_t map_size)
 
 void gt__stack_cleanup(gt__sched *S)
 {
-    drain(&S->pool[0], map_size_of(S->stack_size, 0));
-    drain(&S->pool[1], map_size_of(S->stack_size, GT_NOGUARD));
+    drain(&S->pool[0]);
+    drain(&S->pool[1]);
+}
+
+void gt__stack_default(gt__sched *S, size_t size, int flags)
+{
+    if (size != S->stack_size) gt__stack_cleanup(S);
+    S->stack_size = size;
+    S->stack_flags = flags;
+    S->pool[0].map_size = map_size_of(size, 0);
+    S->pool[1].map_size = map_size_of(size, GT_NOGUARD);
 }
 
 size_t gt__page_size(void) { return page_size(); }

@@ -36,10 +36,9 @@ static void ids_put(gt__sched *S, gt__thread *t)
     S->ids_n++;
 }
 
-/* Keeps the table at most half full; called before a spawn commits. */
-static int ids_reserve(gt__sched *S)
+/* Doubles the table, which is kept at most half full. */
+static int ids_grow(gt__sched *S)
 {
-    if ((S->ids_n + 1) * 2 <= S->ids_cap) return 0;
     size_t old_cap = S->ids_cap, cap = old_cap ? old_cap * 2 : 64;
     gt__thread **old = S->ids, **v = calloc(cap, sizeof *v);
     if (!v) return -ENOMEM;
@@ -69,10 +68,9 @@ static void ids_del(gt__sched *S, int64_t id)
     S->ids_n--;
 }
 
-int64_t gt_spawn_at(gt_fn *fn, void *arg, const gt_attr *attr,
-                    const char *site)
+/* The slow path of spawn: attributes, a cold or new stack. */
+static int new_stack(gt__sched *S, const gt_attr *attr, gt__thread **out)
 {
-    gt__sched *S = gt__get();
     size_t size = S->stack_size;
     int flags = S->stack_flags;
     if (attr) {
@@ -86,12 +84,19 @@ int64_t gt_spawn_at(gt_fn *fn, void *arg, const gt_attr *attr,
         if (attr->flags & ~GT_NOGUARD) return -EINVAL;
         if (attr->flags) flags = attr->flags;
     }
-    if (!fn) return -EINVAL;
-    if (ids_reserve(S) < 0) return -ENOMEM;
+    return gt__stack_get(S, size, flags, out);
+}
 
-    gt__thread *t;
-    int rc = gt__stack_get(S, size, flags, &t);
-    if (rc < 0) return rc;
+int64_t gt_spawn_at(gt_fn *fn, void *arg, const gt_attr *attr, const char *site)
+{
+    gt__sched *S = gt__get();
+    if (!fn) return -EINVAL;
+    if ((S->ids_n + 1) * 2 > S->ids_cap && ids_grow(S) < 0) return -ENOMEM;
+    gt__thread *t = attr ? NULL : gt__stack_warm(&S->pool[S->stack_flags]);
+    if (!t) {
+        int rc = new_stack(S, attr, &t);
+        if (rc < 0) return rc;
+    }
     /* The other fields are zero or were left clean by the previous
      * thread on this stack: not timed, not waiting, no joiner. */
     t->id = S->next_id++;
@@ -123,9 +128,7 @@ int gt_set_default_stack(size_t stack_size, int flags)
         return -EINVAL;
     size_t page = gt__page_size();
     stack_size = (stack_size + page - 1) & ~(page - 1);
-    if (stack_size != S->stack_size) gt__stack_cleanup(S);
-    S->stack_size = stack_size;
-    S->stack_flags = flags;
+    gt__stack_default(S, stack_size, flags);
     return 0;
 }
 
@@ -156,7 +159,8 @@ void gt__thread_main(void)
     /* Pooling the stack we still run on is safe: nothing can take it
      * before the switch below.  Unmapping is not; whoever runs next does
      * that. */
-    if (!gt__stack_keep(S, t)) S->zombie = t;
+    if (!gt__stack_keep_warm(&S->pool[t->flags], t) && !gt__stack_keep(S, t))
+        S->zombie = t;
     gt__switch_next(S, t);
     GT__ASSERT(!"an ended green thread was resumed");
 }
