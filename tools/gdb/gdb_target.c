@@ -72,10 +72,12 @@ NOINLINE void stop_here(void)
     __asm__ volatile("" ::: "memory");
 }
 
-static int64_t spawn_named(gt_fn *fn, const char *name)
+/* A macro, so that each thread's spawn site is its own line. */
+#define spawn_named(fn, name)                                                 \
+    spawn_check(gt_spawn_attr((fn), NULL, (&(gt_attr){0, (name), 0})), (name))
+
+static int64_t spawn_check(int64_t id, const char *name)
 {
-    gt_attr attr = {0, name, 0};
-    int64_t id = gt_spawn_attr(fn, NULL, &attr);
     if (id < 0) {
         fprintf(stderr, "spawn %s: %s\n", name, gt_strerror((int)id));
         exit(1);
