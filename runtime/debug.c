@@ -33,8 +33,7 @@ int gt_dump(FILE *out)
                 t->name[0] ? t->name : "unnamed", state_name(t->state));
         if (t->state == GT__PARKED)
             fprintf(out, " on %s %p", t->wait_what, t->wait_obj);
-        if (t->timed)
-            fprintf(out, " until %lld", (long long)t->timer.key);
+        if (t->timed) fprintf(out, " until %lld", (long long)t->timer.key);
         if (t->cancelled) fprintf(out, " cancelled");
         fprintf(out, ", spawned at %s\n", t->site);
     }
@@ -49,14 +48,18 @@ void gt__fatal(const char *file, int line, const char *what)
 }
 
 /* Only async-signal-safe calls from here on. */
-static void put(const char *s) { (void)!write(2, s, strlen(s)); }
+static void put(const char *s)
+{
+    (void)!write(2, s, strlen(s));
+}
 
 void gt__overflow(gt__thread *t)
 {
     char num[24], *p = num + sizeof num;
     unsigned long long v = (unsigned long long)t->id;
     *--p = 0;
-    do *--p = (char)('0' + v % 10); while (v /= 10);
+    do *--p = (char)('0' + v % 10);
+    while (v /= 10);
     put("green thread ");
     put(p);
     put(" (");
@@ -79,7 +82,8 @@ static int is_overflow(const gt__thread *t, const char *addr, void *uctx)
 {
     if (addr >= t->map && addr < t->stack_lo) return 1;
 #if defined(__x86_64__) && defined(REG_RSP)
-    const char *sp = (const char *)((ucontext_t *)uctx)->uc_mcontext.gregs[REG_RSP];
+    const char *sp =
+        (const char *)((ucontext_t *)uctx)->uc_mcontext.gregs[REG_RSP];
     if (sp < t->stack_lo && sp + (1 << 20) > t->stack_lo) return 1;
 #else
     (void)uctx;

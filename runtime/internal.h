@@ -13,7 +13,7 @@
 #endif
 
 #define GT__ASSERT(c) ((c) ? (void)0 : gt__fatal(__FILE__, __LINE__, #c))
-#define GT__CONTAINER(p, type, field)                                         \
+#define GT__CONTAINER(p, type, field)                                          \
     ((type *)(void *)((char *)(p)-offsetof(type, field)))
 
 #if defined(__SANITIZE_ADDRESS__)
@@ -30,8 +30,14 @@ typedef struct gt__list {
     struct gt__list *next, *prev;
 } gt__list;
 
-static inline void gt__list_init(gt__list *l) { l->next = l->prev = l; }
-static inline int gt__list_empty(const gt__list *l) { return l->next == l; }
+static inline void gt__list_init(gt__list *l)
+{
+    l->next = l->prev = l;
+}
+static inline int gt__list_empty(const gt__list *l)
+{
+    return l->next == l;
+}
 static inline void gt__list_push(gt__list *head, gt__list *n)
 {
     n->prev = head->prev;
@@ -70,14 +76,15 @@ typedef struct gt__ctx {
 
 #ifdef GT__UCONTEXT
 void gt__ctx_make(gt__ctx *c, char *lo, char *hi);
-void gt__ctx_swap(gt__ctx *from, gt__ctx *to);
+int gt__ctx_swap(gt__ctx *from, gt__ctx *to);
 #else
-void gt__ctx_swap_sp(void **save_sp, void *new_sp);
+/* Returns 0, so that a switch can be a caller's tail call. */
+int gt__ctx_swap_sp(void **save_sp, void *new_sp);
 void gt__ctx_start(void);
 
-static inline void gt__ctx_swap(gt__ctx *from, gt__ctx *to)
+static inline int gt__ctx_swap(gt__ctx *from, gt__ctx *to)
 {
-    gt__ctx_swap_sp(&from->sp, to->sp);
+    return gt__ctx_swap_sp(&from->sp, to->sp);
 }
 
 /* Lays out the frame gt__ctx_swap_sp pops: the default MXCSR and x87
@@ -98,29 +105,29 @@ enum gt__state { GT__READY, GT__RUNNING, GT__PARKED, GT__DONE };
 /* A green thread.  It lives at the top of its own stack mapping, so a
  * parked thread that used little stack costs one resident page. */
 typedef struct gt__thread {
-    gt__ctx ctx;            /* saved registers while not running */
-    int64_t id;             /* public id, > 0, never reused */
-    int state;              /* enum gt__state */
-    int wake_rc;            /* what the current park returns */
-    int cancelled;          /* gt_cancel was called */
-    int started;            /* has run at least once */
-    gt__list runq;          /* link in the run queue while READY */
-    gt__list all;           /* link in the registry of live threads */
-    gt__hnode timer;        /* deadline of the current park */
-    int timed;              /* timer is in the heap */
-    const char *wait_what;  /* what a parked thread waits for */
-    const void *wait_obj;   /* the object it waits on, for gt_dump */
+    gt__ctx ctx;               /* saved registers while not running */
+    int64_t id;                /* public id, > 0, never reused */
+    int state;                 /* enum gt__state */
+    int wake_rc;               /* what the current park returns */
+    int cancelled;             /* gt_cancel was called */
+    int started;               /* has run at least once */
+    gt__list runq;             /* link in the run queue while READY */
+    gt__list all;              /* link in the registry of live threads */
+    gt__hnode timer;           /* deadline of the current park */
+    int timed;                 /* timer is in the heap */
+    const char *wait_what;     /* what a parked thread waits for */
+    const void *wait_obj;      /* the object it waits on, for gt_dump */
     struct gt__thread *joiner; /* the green thread joining this one */
-    void *xfer;             /* value passed by gt_transfer */
-    gt_fn *fn;              /* body */
-    void *arg;              /* its argument */
-    const char *site;       /* where it was spawned */
-    char *map;              /* the whole mapping, guard page included */
-    size_t map_size;        /* its size */
-    char *stack_lo;         /* lowest usable stack byte (canary there) */
-    unsigned vg_id;         /* Valgrind stack id */
-    int flags;              /* 0 or GT_NOGUARD (also the pool index) */
-    char name[32];          /* from gt_attr, NUL-terminated */
+    void *xfer;                /* value passed by gt_transfer */
+    gt_fn *fn;                 /* body */
+    void *arg;                 /* its argument */
+    const char *site;          /* where it was spawned */
+    char *map;                 /* the whole mapping, guard page included */
+    size_t map_size;           /* its size */
+    char *stack_lo;            /* lowest usable stack byte (canary there) */
+    unsigned vg_id;            /* Valgrind stack id */
+    int flags;                 /* 0 or GT_NOGUARD (also the pool index) */
+    char name[32];             /* from gt_attr, NUL-terminated */
 } gt__thread;
 
 /* A stack kept for reuse.  `cold` stacks had their pages returned to the
@@ -139,28 +146,28 @@ typedef struct gt__pool {
 
 /* Per-OS-thread scheduler. */
 typedef struct gt__sched {
-    int ready;              /* initialised */
-    gt__thread *current;    /* running green thread, NULL in the loop */
-    gt__ctx loop;           /* the loop's own context */
-    gt__list runq;          /* READY threads, FIFO */
-    gt__list all;           /* every live thread, oldest first */
-    gt__hnode *timers;      /* heap of parked threads' deadlines */
-    uint64_t timer_seq;     /* next tie-break number */
-    size_t live;            /* threads spawned and not yet ended */
-    unsigned budget;        /* direct switches left before the loop runs */
-    int stopped;            /* gt_stop was called */
-    gt__thread *zombie;     /* ended thread whose stack awaits release */
-    int64_t next_id;        /* next id to issue */
-    gt__thread **ids;       /* open-addressing hash of live ids */
-    size_t ids_cap, ids_n;  /* slots (a power of two) and entries */
-    size_t stack_size;      /* default usable stack size */
-    int stack_flags;        /* default flags */
-    gt__pool pool[2];       /* default-size stacks: [0] guarded, [1] not */
-    void *altstack;         /* signal stack for overflow reports */
+    int ready;             /* initialised */
+    gt__thread *current;   /* running green thread, NULL in the loop */
+    gt__ctx loop;          /* the loop's own context */
+    gt__list runq;         /* READY threads, FIFO */
+    gt__list all;          /* every live thread, oldest first */
+    gt__hnode *timers;     /* heap of parked threads' deadlines */
+    uint64_t timer_seq;    /* next tie-break number */
+    size_t live;           /* threads spawned and not yet ended */
+    unsigned budget;       /* direct switches left before the loop runs */
+    int stopped;           /* gt_stop was called */
+    gt__list zombies;      /* ended threads whose stacks await unmapping */
+    int64_t next_id;       /* next id to issue */
+    gt__thread **ids;      /* open-addressing hash of live ids */
+    size_t ids_cap, ids_n; /* slots (a power of two) and entries */
+    size_t stack_size;     /* default usable stack size */
+    int stack_flags;       /* default flags */
+    gt__pool pool[2];      /* default-size stacks: [0] guarded, [1] not */
+    void *altstack;        /* signal stack for overflow reports */
 #ifdef GT__ASAN
     const void *loop_bottom; /* the loop's stack, learnt from ASan */
     size_t loop_size;
-    int from_loop;           /* the last switch came from the loop */
+    int from_loop; /* the last switch came from the loop */
 #endif
 } gt__sched;
 
@@ -173,11 +180,14 @@ static inline gt__sched *gt__get(void)
     if (__builtin_expect(!gt__S.ready, 0)) gt__init(&gt__S);
     return &gt__S;
 }
-static inline gt__sched *gt__peek(void) { return &gt__S; }
+static inline gt__sched *gt__peek(void)
+{
+    return &gt__S;
+}
 #ifdef GT__ASAN
 void gt__asan_arrived(gt__sched *S, void *fake);
 #endif
-void gt__release_zombie(gt__sched *S);
+void gt__release_zombies(gt__sched *S);
 gt__thread *gt__find(gt__sched *S, int64_t id);
 void gt__fatal(const char *file, int line, const char *what);
 
@@ -220,13 +230,13 @@ void gt__thread_main(void);
 #define GT__CANARY 0x5ca1ab1edeadc0deULL
 
 /* Called at each switch away from a thread: a broken canary means the
- * thread wrote below its stack, which only a no-guard stack allows
- * silently. */
+ * thread wrote below its stack, which a no-guard stack allows silently.
+ * Guarded stacks have no canary, so that their bottom page stays
+ * untouched and out of the resident set. */
 static inline void gt__stack_check(gt__thread *t)
 {
-    if (__builtin_expect(*(const uint64_t *)(const void *)t->stack_lo !=
-                             GT__CANARY,
-                         0))
+    if (__builtin_expect(t->flags != 0, 0) &&
+        *(const uint64_t *)(const void *)t->stack_lo != GT__CANARY)
         gt__overflow(t);
 }
 

@@ -13,16 +13,15 @@
 
 #define GT__BUDGET 1024 /* direct switches before the loop polls again */
 
-/* Saves `from` (NULL: the loop) and resumes `to` (NULL: the loop). */
-static inline void gt__switch(gt__sched *S, gt__thread *from, gt__thread *to)
+/* Saves `from` (NULL: the loop) and resumes `to` (NULL: the loop).
+ * Returns 0 once `from` runs again; nothing follows the swap, so callers
+ * can make it a tail call. */
+static inline int gt__switch(gt__sched *S, gt__thread *from, gt__thread *to)
 {
     gt__ctx *fc = from ? &from->ctx : &S->loop;
     gt__ctx *tc = to ? &to->ctx : &S->loop;
     if (from) gt__stack_check(from);
-    if (to) {
-        to->state = GT__RUNNING;
-        to->started = 1;
-    }
+    if (to) to->state = GT__RUNNING;
     S->current = to;
 #ifdef GT__ASAN
     void *fake = NULL;
@@ -33,10 +32,10 @@ static inline void gt__switch(gt__sched *S, gt__thread *from, gt__thread *to)
         to ? (size_t)((char *)to - to->stack_lo) : S->loop_size);
     gt__ctx_swap(fc, tc);
     gt__asan_arrived(S, fake);
+    return 0;
 #else
-    gt__ctx_swap(fc, tc);
+    return gt__ctx_swap(fc, tc);
 #endif
-    if (S->zombie) gt__release_zombie(S);
 }
 
 static inline gt__thread *gt__pop_ready(gt__sched *S)
@@ -48,7 +47,7 @@ static inline gt__thread *gt__pop_ready(gt__sched *S)
 
 /* Resumes the next ready thread, or the loop when none is ready or the
  * switch budget is spent. */
-static inline void gt__switch_next(gt__sched *S, gt__thread *me)
+static inline int gt__switch_next(gt__sched *S, gt__thread *me)
 {
     gt__thread *next = NULL;
     if (S->budget && !gt__list_empty(&S->runq)) {
@@ -56,10 +55,10 @@ static inline void gt__switch_next(gt__sched *S, gt__thread *me)
         next = gt__pop_ready(S);
         if (next == me) { /* a yield with nobody else ready */
             me->state = GT__RUNNING;
-            return;
+            return 0;
         }
     }
-    gt__switch(S, me, next);
+    return gt__switch(S, me, next);
 }
 
 /* Takes t out of the timer heap and the run queue. */

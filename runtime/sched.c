@@ -35,6 +35,7 @@ void gt__init(gt__sched *S)
 {
     gt__list_init(&S->runq);
     gt__list_init(&S->all);
+    gt__list_init(&S->zombies);
     S->next_id = 1;
     gt__stack_default(S, GT_STACK_DEFAULT, 0);
     pthread_once(&exit_once, make_exit_key);
@@ -50,11 +51,15 @@ int64_t gt_now(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-void gt__release_zombie(gt__sched *S)
+/* Stacks that cannot be pooled are unmapped here, by the loop, never by
+ * a green thread that might be running on one. */
+void gt__release_zombies(gt__sched *S)
 {
-    gt__thread *z = S->zombie;
-    S->zombie = NULL;
-    gt__stack_unmap(z);
+    while (!gt__list_empty(&S->zombies)) {
+        gt__list *n = S->zombies.next;
+        gt__list_remove(n);
+        gt__stack_unmap(GT__CONTAINER(n, gt__thread, runq));
+    }
 }
 
 #ifdef GT__ASAN
@@ -78,8 +83,7 @@ int gt_yield(void)
     if (me->cancelled) return -ECANCELED;
     me->state = GT__READY;
     gt__list_push(&S->runq, &me->runq);
-    gt__switch_next(S, me);
-    return 0;
+    return gt__switch_next(S, me);
 }
 
 int gt_sleep(int64_t deadline)
@@ -121,6 +125,7 @@ int gt_dispatch(int64_t deadline)
     while (S->budget && !gt__list_empty(&S->runq)) {
         S->budget--;
         gt__switch(S, NULL, gt__pop_ready(S));
+        if (!gt__list_empty(&S->zombies)) gt__release_zombies(S);
     }
     return S->live > 0;
 }

@@ -18,7 +18,6 @@
 
 #define GT__POOL_MAX 4096
 
-
 static size_t page_size(void)
 {
     static size_t page; /* same value in every thread; a benign race */
@@ -91,7 +90,7 @@ static gt__thread *setup(char *map, size_t map_size, size_t guard,
     t->stack_lo = map + guard;
     t->vg_id = vg_id;
     t->flags = flags;
-    *(uint64_t *)(void *)t->stack_lo = GT__CANARY;
+    if (flags) *(uint64_t *)(void *)t->stack_lo = GT__CANARY;
     return t;
 }
 
@@ -109,9 +108,9 @@ int gt__stack_get(gt__sched *S, size_t size, int flags, gt__thread **out)
                        : tcb_of(p->map, map_size);
         return 0;
     }
-    char *map = mmap(NULL, map_size, PROT_READ | PROT_WRITE,
-                     MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK,
-                     -1, 0);
+    char *map =
+        mmap(NULL, map_size, PROT_READ | PROT_WRITE,
+             MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK, -1, 0);
     if (map == MAP_FAILED) return map_error(errno);
     if (guard && mprotect(map, guard, PROT_NONE) < 0) {
         int rc = map_error(errno);
@@ -129,8 +128,7 @@ int gt__stack_get(gt__sched *S, size_t size, int flags, gt__thread **out)
 int gt__stack_keep(gt__sched *S, gt__thread *t)
 {
     gt__pool *pool = &S->pool[t->flags];
-    if (t->map_size != pool->map_size || pool->n == GT__POOL_MAX)
-        return 0;
+    if (t->map_size != pool->map_size || pool->n == GT__POOL_MAX) return 0;
     if (pool->n == pool->cap) {
         size_t cap = pool->cap ? pool->cap * 2 : 64;
         gt__pooled *v = realloc(pool->v, cap * sizeof *v);
@@ -179,4 +177,7 @@ void gt__stack_default(gt__sched *S, size_t size, int flags)
     S->pool[1].map_size = map_size_of(size, GT_NOGUARD);
 }
 
-size_t gt__page_size(void) { return page_size(); }
+size_t gt__page_size(void)
+{
+    return page_size();
+}

@@ -16,7 +16,8 @@ void gt__ctx_make(gt__ctx *c, char *lo, char *hi)
     makecontext(&c->uc, gt__thread_main, 0);
 }
 
-void gt__ctx_swap(gt__ctx *from, gt__ctx *to)
+int gt__ctx_swap(gt__ctx *from, gt__ctx *to)
 {
     swapcontext(&from->uc, &to->uc);
+    return 0;
 }
