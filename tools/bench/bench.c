@@ -480,10 +480,10 @@ static void parked_child(const char *name, int guard, long want,
             if (fit < 0) fit = 0;
             if (fit < count) {
                 appendf(res->note, sizeof res->note,
-                        "vm.max_map_count=%ld (%ld maps in use) fits ~%ld "
-                        "guarded stacks at 2 mappings each; measured %ld "
-                        "instead of %ld. ",
-                        max, maps, fit + 500, fit, want);
+                        "vm.max_map_count=%ld with %ld maps in use leaves "
+                        "room for %ld guarded stacks (2 mappings each, 1000 "
+                        "spare): measured %ld, not %ld. ",
+                        max, maps, fit, fit, want);
                 count = fit;
             }
         }
