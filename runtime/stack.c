@@ -59,6 +59,25 @@ static int map_error(int err)
     return -ENOMEM;
 }
 
+#ifndef MADV_GUARD_INSTALL
+#define MADV_GUARD_INSTALL 102
+#endif
+
+/* Makes [p, p + len) fault on access.  Linux 6.13 and later can mark the
+ * pages themselves (MADV_GUARD_INSTALL), which leaves the mapping whole:
+ * adjacent stacks then merge into few kernel mappings and
+ * vm.max_map_count stops mattering.  Older kernels get a PROT_NONE page,
+ * which costs a second mapping per stack. */
+static int guard_pages(char *p, size_t len)
+{
+    static int no_madvise; /* the same answer in every thread */
+    if (!no_madvise) {
+        if (madvise(p, len, MADV_GUARD_INSTALL) == 0) return 0;
+        no_madvise = 1;
+    }
+    return mprotect(p, len, PROT_NONE);
+}
+
 static gt__thread *tcb_of(char *map, size_t map_size)
 {
     return (gt__thread *)(void *)(map + map_size - GT__TCB_SIZE);
@@ -112,7 +131,7 @@ int gt__stack_get(gt__sched *S, size_t size, int flags, gt__thread **out)
         mmap(NULL, map_size, PROT_READ | PROT_WRITE,
              MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK, -1, 0);
     if (map == MAP_FAILED) return map_error(errno);
-    if (guard && mprotect(map, guard, PROT_NONE) < 0) {
+    if (guard && guard_pages(map, guard) < 0) {
         int rc = map_error(errno);
         munmap(map, map_size);
         return rc;

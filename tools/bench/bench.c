@@ -403,28 +403,6 @@ static void pk_keeper(void *arg)
     if (rc != -ECANCELED) pk.bad++;
 }
 
-static long read_long(const char *path)
-{
-    FILE *f = fopen(path, "r");
-    long v = -1;
-    if (f) {
-        if (fscanf(f, "%ld", &v) != 1) v = -1;
-        fclose(f);
-    }
-    return v;
-}
-
-static long count_maps(void)
-{
-    FILE *f = fopen("/proc/self/maps", "r");
-    long n = 0;
-    int c;
-    if (!f) return -1;
-    while ((c = getc(f)) != EOF) n += c == '\n';
-    fclose(f);
-    return n;
-}
-
 static long rss_bytes(void)
 {
     FILE *f = fopen("/proc/self/statm", "r");
@@ -471,23 +449,9 @@ static void parked_child(const char *name, int guard, long want,
     int64_t keeper = gt_spawn(pk_keeper, NULL);
     CHECK(keeper, "gt_spawn");
 
-    if (guard) {
-        /* Each guarded stack is two mappings (guard + stack). */
-        long max = read_long("/proc/sys/vm/max_map_count");
-        long maps = count_maps();
-        if (max > 0 && maps >= 0) {
-            long fit = (max - maps - 1000) / 2;
-            if (fit < 0) fit = 0;
-            if (fit < count) {
-                appendf(res->note, sizeof res->note,
-                        "vm.max_map_count=%ld with %ld maps in use leaves "
-                        "room for %ld guarded stacks (2 mappings each, 1000 "
-                        "spare): measured %ld, not %ld. ",
-                        max, maps, fit, fit, want);
-                count = fit;
-            }
-        }
-    }
+    /* On kernels before 6.13 each guarded stack is two mappings, so
+     * vm.max_map_count may stop the spawns: gt_spawn then says so and
+     * the threads spawned so far are measured. */
     /* Never ask for more than 3/4 of the available memory, even if every
      * stack (control block included) were touched to the bottom. */
     long avail = mem_available();
