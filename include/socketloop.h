@@ -4,6 +4,7 @@
 #define SOCKETLOOP_H
 
 #include "socketloop/gt.h"
+#include "socketloop/net.h"
 
 #define SOCKETLOOP_VERSION_MAJOR 0
 #define SOCKETLOOP_VERSION_MINOR 1

@@ -144,6 +144,16 @@ typedef struct gt__pool {
     size_t map_size; /* mapping size of the stacks it holds */
 } gt__pool;
 
+/* An I/O poller for the loop.  The net layer installs one per OS thread;
+ * the runtime itself knows nothing about descriptors. */
+typedef struct gt__io {
+    /* Waits at most timeout_ms (-1: no limit) and makes the green threads
+     * whose events came ready with gt__wake. */
+    void (*wait)(struct gt__io *io, int timeout_ms);
+    size_t waiters; /* green threads parked on I/O: while any is, the
+                       loop cannot be deadlocked */
+} gt__io;
+
 /* Per-OS-thread scheduler. */
 typedef struct gt__sched {
     int ready;             /* initialised */
@@ -164,6 +174,7 @@ typedef struct gt__sched {
     int stack_flags;       /* default flags */
     gt__pool pool[2];      /* default-size stacks: [0] guarded, [1] not */
     void *altstack;        /* signal stack for overflow reports */
+    gt__io *io;            /* the net layer's poller, if any */
 #ifdef GT__ASAN
     const void *loop_bottom; /* the loop's stack, learnt from ASan */
     size_t loop_size;

@@ -108,17 +108,31 @@ static void sleep_until(int64_t ms)
     clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL);
 }
 
+/* Milliseconds from now until `until` for a poller: -1 for no limit. */
+static int timeout_ms(int64_t until)
+{
+    if (until < 0) return -1;
+    int64_t ms = until - gt_now();
+    return ms < 0 ? 0 : ms > INT32_MAX ? INT32_MAX : (int)ms;
+}
+
 int gt_dispatch(int64_t deadline)
 {
     gt__sched *S = gt__get();
     if (S->current) return -EPERM;
     if (!S->live) return 0;
+    gt__io *io = S->io && S->io->waiters ? S->io : NULL;
     if (gt__list_empty(&S->runq)) {
-        /* Nothing ready and no timer: no event can ever wake anyone. */
-        if (!S->timers) return -EDEADLK;
-        int64_t until = S->timers->key;
-        if (deadline >= 0 && deadline < until) until = deadline;
-        sleep_until(until);
+        /* Nothing ready, no timer, no I/O: nothing can ever wake anyone. */
+        if (!S->timers && !io) return -EDEADLK;
+        int64_t until = S->timers ? S->timers->key : -1;
+        if (deadline >= 0 && (until < 0 || deadline < until)) until = deadline;
+        if (io)
+            io->wait(io, timeout_ms(until));
+        else
+            sleep_until(until);
+    } else if (io) {
+        io->wait(io, 0); /* ready threads must not starve I/O */
     }
     fire_timers(S);
     S->budget = GT__BUDGET;

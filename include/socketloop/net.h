@@ -1,0 +1,150 @@
+/* socketloop net layer: TCP sockets whose blocking calls park the calling
+ * green thread on the loop.  MIT licence, see LICENSE.
+ *
+ * The conventions of socketloop/gt.h hold: results >= 0 are success,
+ * results < 0 are negated errno values or NET_E* / GT_E* codes (text from
+ * net_strerror), and every call that can park takes an absolute deadline
+ * in ms on gt_now()'s clock (-1 for ever, 0 try once).  Calls that would
+ * park need a green thread; from outside one they return -EPERM.
+ *
+ * A socket belongs to the green threads of the OS thread that made it.
+ * One reader and one writer may wait on it at once; a second waiter in the
+ * same direction gets -EALREADY at once.  net_close wakes every waiter
+ * with NET_ECLOSED and closes the descriptor only after the last of them
+ * has left, so the number is never reused under them.
+ *
+ * The poller is chosen per OS thread when its first socket waits: epoll
+ * (the default on Linux), poll, or select (descriptors below FD_SETSIZE
+ * only), or whatever the environment variable SOCKETLOOP_POLLER names.
+ */
+#ifndef SOCKETLOOP_NET_H
+#define SOCKETLOOP_NET_H
+
+#include "gt.h"
+
+#include <sys/socket.h>
+#include <sys/types.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define NET_ECLOSED (-4300)    /* the socket was closed, or the peer closed */
+#define NET_EFDSETSIZE (-4301) /* descriptor past FD_SETSIZE (select) */
+#define NET_ENOTFOUND (-4302)  /* host name does not resolve */
+#define NET_ERESOLVE (-4303)   /* name resolution failed otherwise */
+#define NET_ETRYAGAIN (-4304)  /* temporary failure in name resolution */
+
+typedef struct net_sock net_sock;
+
+/* Adopts a connected or listening TCP socket; makes it non-blocking. */
+GT_API int net_wrap(net_sock **out, int fd);
+
+/* Connects to host:port, trying each address the name resolves to (IPv4
+ * and IPv6).  local_host/local_port (NULL/0 for any) bind the local end.
+ * Names are resolved off the loop thread; numeric addresses at once. */
+GT_API int net_connect(net_sock **out, const char *host, int port,
+                       const char *local_host, int local_port,
+                       int64_t deadline);
+
+/* Listens on host:port (host NULL or "*": every IPv4 address; "::": every
+ * IPv6 one; port 0: a free port).  SO_REUSEADDR is set. */
+GT_API int net_listen(net_sock **out, const char *host, int port, int backlog);
+
+/* Accepts a connection (non-blocking, close-on-exec).  Out of descriptors
+ * (EMFILE, ENFILE) it backs off, 5 ms doubling to 1 s, and tries again
+ * until the deadline, then returns that error. */
+GT_API int net_accept(net_sock *listener, net_sock **out, int64_t deadline);
+
+/* The seed's newserver: listens, and runs handler(sock, arg) in a green
+ * thread of its own for each accepted connection.  The socket is closed
+ * when the handler returns, unless the handler closed it.  Closing the
+ * listener (*out) stops the acceptor.  Handler threads are named "conn". */
+typedef void net_handler(net_sock *s, void *arg);
+GT_API int net_serve(net_sock **out, const char *host, int port,
+                     net_handler *handler, void *arg);
+
+/* Reads what is there, up to n bytes (at least 1): returns the count, 0
+ * when the peer has closed. */
+GT_API ssize_t net_recv(net_sock *s, void *buf, size_t n, int64_t deadline);
+
+/* Writes all n bytes; returns n, or an error with *sent (if not NULL)
+ * telling how many went out.  Never raises SIGPIPE. */
+GT_API ssize_t net_send(net_sock *s, const void *buf, size_t n, size_t *sent,
+                        int64_t deadline);
+
+/* how: SHUT_RD, SHUT_WR or SHUT_RDWR. */
+GT_API int net_shutdown(net_sock *s, int how);
+
+/* Closes; never parks.  Call it exactly once per socket. */
+GT_API int net_close(net_sock *s);
+
+GT_API int net_fd(const net_sock *s);
+
+#define NET_NODELAY 1   /* TCP_NODELAY */
+#define NET_KEEPALIVE 2 /* SO_KEEPALIVE */
+#define NET_REUSEADDR 3 /* SO_REUSEADDR */
+#define NET_REUSEPORT 4 /* SO_REUSEPORT */
+GT_API int net_setopt(net_sock *s, int opt, int value);
+GT_API int net_getopt(net_sock *s, int opt, int *value);
+
+typedef struct net_addr {
+    char host[46]; /* numeric, IPv4 or IPv6 */
+    int port;
+    int family; /* AF_INET or AF_INET6 */
+} net_addr;
+GT_API int net_local_addr(net_sock *s, net_addr *out);
+GT_API int net_peer_addr(net_sock *s, net_addr *out);
+
+/* Bytes received and sent through the socket, and its age in ms. */
+GT_API int net_stats(net_sock *s, uint64_t *received, uint64_t *sent,
+                     int64_t *age_ms);
+
+/* Parks until a descriptor that is not a net_sock (a pipe, another
+ * library's socket) is readable (NET_IN) or writable (NET_OUT).  Returns
+ * the events that came. */
+#define NET_IN 1
+#define NET_OUT 2
+GT_API int net_wait(int fd, int events, int64_t deadline);
+
+/* --- Buffered receive, with LuaSocket's patterns ----------------------
+ * The socket keeps what it read past a pattern's end for the next call.
+ * Each call appends to `out`, so whatever `out` holds is the prefix; on
+ * an error `out` keeps the prefix and the partial data. */
+typedef struct net_buf {
+    char *data;
+    size_t len, cap;
+} net_buf;
+GT_API void net_buf_free(net_buf *b);
+
+#define NET_LINE 1  /* up to LF; the LF and every CR dropped */
+#define NET_ALL 2   /* until the peer closes */
+#define NET_BYTES 3 /* exactly n bytes */
+/* Returns the number of bytes this call appended.  NET_ALL ends with
+ * success when the peer closes; NET_LINE and NET_BYTES then fail with
+ * NET_ECLOSED.  A line longer than the socket's limit fails with
+ * -EMSGSIZE, having appended the limit's worth.  -ENOMEM if out cannot
+ * grow. */
+GT_API ssize_t net_receive(net_sock *s, int pattern, size_t n, net_buf *out,
+                           int64_t deadline);
+/* Longest line NET_LINE accepts (default 1 MiB). */
+GT_API int net_set_max_line(net_sock *s, size_t max);
+/* Bytes read from the descriptor and not yet returned. */
+GT_API size_t net_buffered(const net_sock *s);
+
+/* Name of the poller this OS thread uses: "epoll", "poll" or "select". */
+GT_API const char *net_poller_name(void);
+
+/* Frees this OS thread's poller and name-resolution threads.  -EBUSY
+ * while sockets are open.  OS threads that exit free theirs by
+ * themselves; the main thread may call this before exit. */
+GT_API int net_cleanup(void);
+
+/* Text for any result code of socketloop (NET_E*, GT_E*, errno). */
+GT_API const char *net_strerror(int rc);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

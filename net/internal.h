@@ -1,0 +1,93 @@
+/* Private structures of the net layer.  It parks and wakes green threads
+ * only through runtime/park.h, and plugs its poller into the loop through
+ * gt__io. */
+#ifndef NET_INTERNAL_H
+#define NET_INTERNAL_H
+
+#include "park.h"
+
+#include <netdb.h>
+#include "socketloop/net.h"
+
+#define NET__EDGE 4 /* with NET_IN/NET_OUT: report changes only */
+
+/* Anything the poller watches: a socket, a foreign descriptor in
+ * net_wait, the resolver's wake-up descriptor. */
+typedef struct net__waitable {
+    int fd;
+    int slot;              /* index in the poll and select tables */
+    gt__thread *waiter[2]; /* parked reader [0] and writer [1] */
+    void (*on_event)(struct net__waitable *w, int events); /* NULL: wake */
+} net__waitable;
+
+typedef struct net__event {
+    net__waitable *w;
+    int events; /* NET_IN | NET_OUT; errors and hang-ups give both */
+} net__event;
+
+/* A poller backend: one small file each. */
+typedef struct net__poller net__poller;
+typedef struct net__backend {
+    const char *name;
+    int edge; /* registers once for both directions; no interest updates */
+    int (*create)(net__poller **out);
+    void (*destroy)(net__poller *p);
+    int (*add)(net__poller *p, net__waitable *w, int events);
+    int (*mod)(net__poller *p, net__waitable *w, int events);
+    void (*del)(net__poller *p, net__waitable *w);
+    /* Fills out[] and returns how many, or -errno. */
+    int (*wait)(net__poller *p, int timeout_ms, net__event *out, int max);
+} net__backend;
+
+extern const net__backend net__epoll_backend;
+extern const net__backend net__poll_backend;
+extern const net__backend net__select_backend;
+
+struct net__resolver;
+
+/* The net layer's state for one OS thread. */
+typedef struct net__loop {
+    gt__io io;                 /* first member: the loop calls io.wait */
+    const net__backend *be;    /* the chosen backend */
+    net__poller *p;            /* its state */
+    size_t nsocks;             /* open sockets */
+    struct net__resolver *res; /* name-resolution threads, made lazily */
+} net__loop;
+
+struct net_sock {
+    net__waitable w;            /* descriptor and parked waiters */
+    net__loop *L;               /* the loop it belongs to */
+    unsigned refs;              /* the owner's, until net_close, + one per
+                                   operation in flight */
+    int closed;                 /* net_close was called */
+    int registered;             /* known to the poller */
+    struct net__server *server; /* net_serve's record, for its sockets */
+    char *rbuf;                 /* bytes read and not yet returned, or NULL */
+    size_t rpos, rlen;          /* they are rbuf[rpos .. rpos + rlen) */
+    size_t max_line;            /* limit of NET_LINE */
+    uint64_t in, out;           /* bytes received and sent */
+    int64_t born;               /* gt_now() at creation */
+};
+
+net__loop *net__get(int *err);
+/* Parks the running green thread until w is ready in direction dir
+ * (0 read, 1 write) or the deadline; the caller registered w. */
+int net__park(net__loop *L, net__waitable *w, int dir, int64_t deadline);
+/* The same for a socket: registers it, and returns NET_ECLOSED if it was
+ * closed meanwhile.  The caller holds a reference (see net__unref), so
+ * that a close by another green thread cannot free the socket under it. */
+int net__sock_wait(net_sock *s, int dir, int64_t deadline);
+int net__sock_new(net__loop *L, int fd, net_sock **out);
+/* Every operation that can park holds a reference on its socket; the
+ * owner's is dropped by net_close.  The last one closes the descriptor. */
+void net__unref(net_sock *s);
+/* Reads into buf from the socket's buffer first, then the descriptor. */
+ssize_t net__read(net_sock *s, void *buf, size_t n, int64_t deadline);
+
+/* Resolves host:port (host NULL: the wildcard address when passive) into
+ * a list to free with freeaddrinfo. */
+int net__resolve(net__loop *L, const char *host, int port, int passive,
+                 struct addrinfo **out, int64_t deadline);
+void net__resolver_free(net__loop *L);
+
+#endif

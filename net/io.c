@@ -1,0 +1,70 @@
+/* Reading and writing: try the system call, park on EAGAIN, try again.
+ * Errors come back on the call that met them; EINTR is retried. */
+#include "internal.h"
+
+#include <errno.h>
+#include <string.h>
+#include <sys/socket.h>
+
+ssize_t net__read(net_sock *s, void *buf, size_t n, int64_t deadline)
+{
+    if (s->closed) return NET_ECLOSED;
+    if (s->rlen) {
+        size_t k = n < s->rlen ? n : s->rlen;
+        memcpy(buf, s->rbuf + s->rpos, k);
+        s->rpos += k;
+        s->rlen -= k;
+        return (ssize_t)k;
+    }
+    for (;;) {
+        ssize_t r = recv(s->w.fd, buf, n, 0);
+        if (r >= 0) {
+            s->in += (uint64_t)r;
+            return r;
+        }
+        if (errno == EINTR) continue;
+        if (errno != EAGAIN && errno != EWOULDBLOCK) return -errno;
+        int rc = net__sock_wait(s, 0, deadline);
+        if (rc < 0) return rc;
+    }
+}
+
+ssize_t net_recv(net_sock *s, void *buf, size_t n, int64_t deadline)
+{
+    if (!s || !buf || !n) return -EINVAL;
+    s->refs++;
+    ssize_t r = net__read(s, buf, n, deadline);
+    net__unref(s);
+    return r;
+}
+
+ssize_t net_send(net_sock *s, const void *buf, size_t n, size_t *sent,
+                 int64_t deadline)
+{
+    size_t done = 0;
+    ssize_t rc = 0;
+    if (!s || (!buf && n)) return -EINVAL;
+    s->refs++;
+    while (done < n) {
+        if (s->closed) {
+            rc = NET_ECLOSED;
+            break;
+        }
+        ssize_t r =
+            send(s->w.fd, (const char *)buf + done, n - done, MSG_NOSIGNAL);
+        if (r >= 0) {
+            done += (size_t)r;
+            s->out += (uint64_t)r;
+            continue;
+        }
+        if (errno == EINTR) continue;
+        if (errno != EAGAIN && errno != EWOULDBLOCK) {
+            rc = -errno;
+            break;
+        }
+        if ((rc = net__sock_wait(s, 1, deadline)) < 0) break;
+    }
+    net__unref(s);
+    if (sent) *sent = done;
+    return rc < 0 ? rc : (ssize_t)done;
+}

@@ -1,0 +1,175 @@
+/* The net layer's per-OS-thread state: the poller, plugged into the
+ * runtime's loop, and waiting on foreign descriptors. */
+#include "internal.h"
+
+#include <errno.h>
+#include <netdb.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define NET__BATCH 256 /* events taken from the poller per wait */
+
+static __thread net__loop *tls_loop;
+static pthread_key_t exit_key;
+static pthread_once_t exit_once = PTHREAD_ONCE_INIT;
+
+static void loop_free(net__loop *L)
+{
+    net__resolver_free(L);
+    L->be->destroy(L->p);
+    gt__peek()->io = NULL;
+    free(L);
+}
+
+static void on_thread_exit(void *p)
+{
+    loop_free(p);
+    tls_loop = NULL;
+}
+
+static void make_exit_key(void)
+{
+    pthread_key_create(&exit_key, on_thread_exit);
+}
+
+static void wake(net__waitable *w, int events)
+{
+    if ((events & NET_IN) && w->waiter[0]) gt__wake(w->waiter[0], 0);
+    if ((events & NET_OUT) && w->waiter[1]) gt__wake(w->waiter[1], 0);
+}
+
+static void loop_wait(gt__io *io, int timeout_ms)
+{
+    net__loop *L = (net__loop *)(void *)io;
+    net__event ev[NET__BATCH];
+    int n = L->be->wait(L->p, timeout_ms, ev, NET__BATCH);
+    if (n < 0) {
+        /* EINTR ends the round early; anything else is a broken poller,
+         * and carrying on would spin. */
+        if (n == -EINTR) return;
+        gt__fatal(__FILE__, __LINE__, "poller wait failed");
+    }
+    for (int i = 0; i < n; i++) {
+        net__waitable *w = ev[i].w;
+        if (w->on_event)
+            w->on_event(w, ev[i].events);
+        else
+            wake(w, ev[i].events);
+    }
+}
+
+static const net__backend *choose_backend(void)
+{
+    const char *env = getenv("SOCKETLOOP_POLLER");
+    if (env && !strcmp(env, "select")) return &net__select_backend;
+    if (env && !strcmp(env, "poll")) return &net__poll_backend;
+    if (env && !strcmp(env, "epoll")) return &net__epoll_backend;
+#if defined(NET__DEFAULT_SELECT)
+    return &net__select_backend;
+#elif defined(NET__DEFAULT_POLL)
+    return &net__poll_backend;
+#else
+    return &net__epoll_backend;
+#endif
+}
+
+net__loop *net__get(int *err)
+{
+    net__loop *L = tls_loop;
+    if (L) return L;
+    gt__sched *S = gt__get();
+    L = calloc(1, sizeof *L);
+    if (!L) {
+        *err = -ENOMEM;
+        return NULL;
+    }
+    L->be = choose_backend();
+    int rc = L->be->create(&L->p);
+    if (rc < 0) {
+        free(L);
+        *err = rc;
+        return NULL;
+    }
+    L->io.wait = loop_wait;
+    S->io = &L->io;
+    pthread_once(&exit_once, make_exit_key);
+    pthread_setspecific(exit_key, L);
+    tls_loop = L;
+    return L;
+}
+
+int net__park(net__loop *L, net__waitable *w, int dir, int64_t deadline)
+{
+    w->waiter[dir] = gt__S.current;
+    L->io.waiters++;
+    int rc = gt__park(deadline, dir ? "send" : "recv", w);
+    w->waiter[dir] = NULL;
+    L->io.waiters--;
+    return rc;
+}
+
+const char *net_poller_name(void)
+{
+    int err;
+    net__loop *L = net__get(&err);
+    return L ? L->be->name : "none";
+}
+
+int net_cleanup(void)
+{
+    net__loop *L = tls_loop;
+    if (!L) return 0;
+    if (L->nsocks || L->io.waiters) return -EBUSY;
+    pthread_setspecific(exit_key, NULL);
+    loop_free(L);
+    tls_loop = NULL;
+    return 0;
+}
+
+/* A foreign descriptor: registered for one wait only, level-triggered. */
+typedef struct foreign {
+    net__waitable w;
+    int fired; /* events seen */
+} foreign;
+
+static void foreign_event(net__waitable *w, int events)
+{
+    foreign *f = (foreign *)(void *)w;
+    f->fired |= events;
+    wake(w, NET_IN | NET_OUT);
+}
+
+int net_wait(int fd, int events, int64_t deadline)
+{
+    int rc;
+    net__loop *L = net__get(&rc);
+    if (!L) return rc;
+    if (fd < 0 || !(events & (NET_IN | NET_OUT)) ||
+        (events & ~(NET_IN | NET_OUT)))
+        return -EINVAL;
+    if (!gt__S.current) return -EPERM;
+    foreign f = {{fd, -1, {NULL, NULL}, foreign_event}, 0};
+    rc = L->be->add(L->p, &f.w, events);
+    if (rc < 0) return rc;
+    /* Both slots name this thread, whichever direction fires. */
+    f.w.waiter[1] = gt__S.current;
+    rc = net__park(L, &f.w, 0, deadline);
+    f.w.waiter[1] = NULL;
+    L->be->del(L->p, &f.w);
+    return rc < 0 ? rc : (f.fired & events ? f.fired & events : f.fired);
+}
+
+const char *net_strerror(int rc)
+{
+    switch (rc) {
+    case NET_ECLOSED: return "closed";
+    case NET_EFDSETSIZE:
+        return "descriptor at or past FD_SETSIZE, which the select poller "
+               "cannot watch; use poll or epoll (SOCKETLOOP_POLLER)";
+    case NET_ENOTFOUND: return "host not found";
+    case NET_ERESOLVE: return "name resolution failed";
+    case NET_ETRYAGAIN: return "temporary failure in name resolution";
+    default: return gt_strerror(rc);
+    }
+}

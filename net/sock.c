@@ -1,0 +1,202 @@
+/* Sockets: creation, waiting, closing while others wait, options and
+ * addresses. */
+#include "internal.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#define NET__MAX_LINE ((size_t)1 << 20)
+
+int net__sock_new(net__loop *L, int fd, net_sock **out)
+{
+    net_sock *s = calloc(1, sizeof *s);
+    if (!s) return -ENOMEM;
+    s->w.fd = fd;
+    s->w.slot = -1;
+    s->L = L;
+    s->refs = 1;
+    s->max_line = NET__MAX_LINE;
+    s->born = gt_now();
+    L->nsocks++;
+    *out = s;
+    return 0;
+}
+
+void net__unref(net_sock *s)
+{
+    if (--s->refs) return;
+    close(s->w.fd);
+    free(s->rbuf);
+    s->L->nsocks--;
+    free(s);
+}
+
+/* What a level-triggered poller should watch for s now. */
+static int interest(const net_sock *s)
+{
+    return (s->w.waiter[0] ? NET_IN : 0) | (s->w.waiter[1] ? NET_OUT : 0);
+}
+
+int net__sock_wait(net_sock *s, int dir, int64_t deadline)
+{
+    net__loop *L = s->L;
+    const net__backend *be = L->be;
+    if (s->closed) return NET_ECLOSED;
+    if (!gt__S.current) return -EPERM;
+    if (s->w.waiter[dir]) return -EALREADY;
+    if (deadline == 0) return -ETIMEDOUT;
+    int want = interest(s) | (dir ? NET_OUT : NET_IN);
+    int rc = 0;
+    if (!s->registered) {
+        rc = be->add(L->p, &s->w,
+                     be->edge ? NET_IN | NET_OUT | NET__EDGE : want);
+        s->registered = rc == 0;
+    } else if (!be->edge) {
+        rc = be->mod(L->p, &s->w, want);
+    }
+    if (rc < 0) return rc;
+    rc = net__park(L, &s->w, dir, deadline);
+    if (s->closed)
+        rc = NET_ECLOSED;
+    else if (!be->edge)
+        be->mod(L->p, &s->w, interest(s));
+    return rc;
+}
+
+int net_wrap(net_sock **out, int fd)
+{
+    int rc, type;
+    socklen_t len = sizeof type;
+    net__loop *L = net__get(&rc);
+    if (!out || fd < 0) return -EINVAL;
+    if (!L) return rc;
+    if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) < 0) return -errno;
+    if (type != SOCK_STREAM) return -ENOTSOCK;
+    int fl = fcntl(fd, F_GETFL);
+    if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0) return -errno;
+    return net__sock_new(L, fd, out);
+}
+
+int net_close(net_sock *s)
+{
+    if (!s) return -EINVAL;
+    if (s->closed) return NET_ECLOSED;
+    s->closed = 1;
+    if (s->registered) s->L->be->del(s->L->p, &s->w);
+    s->registered = 0;
+    for (int dir = 0; dir < 2; dir++)
+        if (s->w.waiter[dir]) gt__wake(s->w.waiter[dir], NET_ECLOSED);
+    net__unref(s);
+    return 0;
+}
+
+int net_shutdown(net_sock *s, int how)
+{
+    if (!s) return -EINVAL;
+    if (s->closed) return NET_ECLOSED;
+    return shutdown(s->w.fd, how) < 0 ? -errno : 0;
+}
+
+int net_fd(const net_sock *s)
+{
+    return s && !s->closed ? s->w.fd : -1;
+}
+
+static int opt_level(int opt, int *level, int *name)
+{
+    switch (opt) {
+    case NET_NODELAY: *level = IPPROTO_TCP, *name = TCP_NODELAY; return 0;
+    case NET_KEEPALIVE: *level = SOL_SOCKET, *name = SO_KEEPALIVE; return 0;
+    case NET_REUSEADDR: *level = SOL_SOCKET, *name = SO_REUSEADDR; return 0;
+    case NET_REUSEPORT: *level = SOL_SOCKET, *name = SO_REUSEPORT; return 0;
+    default: return -EINVAL;
+    }
+}
+
+int net_setopt(net_sock *s, int opt, int value)
+{
+    int level, name, rc;
+    if (!s) return -EINVAL;
+    if (s->closed) return NET_ECLOSED;
+    if ((rc = opt_level(opt, &level, &name)) < 0) return rc;
+    value = value != 0;
+    return setsockopt(s->w.fd, level, name, &value, sizeof value) < 0 ? -errno
+                                                                      : 0;
+}
+
+int net_getopt(net_sock *s, int opt, int *value)
+{
+    int level, name, rc;
+    socklen_t len = sizeof *value;
+    if (!s || !value) return -EINVAL;
+    if (s->closed) return NET_ECLOSED;
+    if ((rc = opt_level(opt, &level, &name)) < 0) return rc;
+    return getsockopt(s->w.fd, level, name, value, &len) < 0 ? -errno : 0;
+}
+
+static int to_addr(const struct sockaddr_storage *ss, net_addr *out)
+{
+    const void *a;
+    if (ss->ss_family == AF_INET) {
+        const struct sockaddr_in *in = (const void *)ss;
+        a = &in->sin_addr;
+        out->port = ntohs(in->sin_port);
+    } else if (ss->ss_family == AF_INET6) {
+        const struct sockaddr_in6 *in6 = (const void *)ss;
+        a = &in6->sin6_addr;
+        out->port = ntohs(in6->sin6_port);
+    } else {
+        return -EAFNOSUPPORT;
+    }
+    out->family = ss->ss_family;
+    inet_ntop(ss->ss_family, a, out->host, sizeof out->host);
+    return 0;
+}
+
+static int get_addr(net_sock *s, net_addr *out, int peer)
+{
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof ss;
+    if (!s || !out) return -EINVAL;
+    if (s->closed) return NET_ECLOSED;
+    int r = peer ? getpeername(s->w.fd, (struct sockaddr *)&ss, &len)
+                 : getsockname(s->w.fd, (struct sockaddr *)&ss, &len);
+    return r < 0 ? -errno : to_addr(&ss, out);
+}
+
+int net_local_addr(net_sock *s, net_addr *out)
+{
+    return get_addr(s, out, 0);
+}
+int net_peer_addr(net_sock *s, net_addr *out)
+{
+    return get_addr(s, out, 1);
+}
+
+int net_stats(net_sock *s, uint64_t *received, uint64_t *sent, int64_t *age_ms)
+{
+    if (!s) return -EINVAL;
+    if (received) *received = s->in;
+    if (sent) *sent = s->out;
+    if (age_ms) *age_ms = gt_now() - s->born;
+    return 0;
+}
+
+int net_set_max_line(net_sock *s, size_t max)
+{
+    if (!s || !max) return -EINVAL;
+    s->max_line = max;
+    return 0;
+}
+
+size_t net_buffered(const net_sock *s)
+{
+    return s ? s->rlen : 0;
+}
