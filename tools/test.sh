@@ -8,7 +8,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash tools/deps.sh build-essential cmake pkg-config libcmocka-dev valgrind \
-    gdb libboost-context-dev
+    gdb libboost-context-dev libuv1-dev
 jobs=$(nproc)
 
 run() {
