@@ -100,10 +100,19 @@ static inline int gt__park_to(gt__thread *to, int64_t deadline,
         S->timers = gt__heap_insert(S->timers, &me->timer);
         me->timed = 1;
     }
-    if (to)
-        gt__switch(S, me, to);
-    else
+    if (!to) {
         gt__switch_next(S, me);
+    } else if (S->budget) {
+        S->budget--;
+        gt__switch(S, me, to);
+    } else {
+        /* Budget spent: `to` queues like any ready thread and the loop
+         * runs first, so that threads handing control back and forth
+         * starve neither timers, I/O nor the others. */
+        to->state = GT__READY;
+        gt__list_push(&S->runq, &to->runq);
+        gt__switch(S, me, NULL);
+    }
     me->wait_what = NULL;
     me->wait_obj = NULL;
     return me->wake_rc;

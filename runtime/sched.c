@@ -83,7 +83,9 @@ int gt_yield(void)
     if (me->cancelled) return -ECANCELED;
     me->state = GT__READY;
     gt__list_push(&S->runq, &me->runq);
-    return gt__switch_next(S, me);
+    gt__switch_next(S, me);
+    /* A cancel that came while others ran ends this call too. */
+    return me->cancelled ? -ECANCELED : 0;
 }
 
 int gt_sleep(int64_t deadline)

@@ -1,10 +1,7 @@
 /* Green-thread lifecycle: spawn, end, join, cancel, symmetric transfer.
- *
- * Ids are never reused.  A live thread sits in ids[id & (ids_cap - 1)];
- * spawn skips any id whose slot is taken, so ids increase but are not
- * contiguous, and lookup, insert and removal are one array access.  An id
- * below next_id that is not in the table belongs to a thread that has
- * ended (or to one of the skipped ids, which nobody was ever given). */
+ * Threads are named by ids that are never reused; an open-addressing hash
+ * maps live ids to threads, and an id below next_id that is not in the
+ * hash belongs to a thread that has ended. */
 #include "park.h"
 
 #include <errno.h>
@@ -16,41 +13,58 @@
 
 static const char transfer_what[] = "transfer";
 
-gt__thread *gt__find(gt__sched *S, int64_t id)
+static size_t home(const gt__sched *S, int64_t id)
 {
-    if (!S->ids_cap) return NULL;
-    gt__thread *t = S->ids[(size_t)id & (S->ids_cap - 1)];
-    return t && t->id == id ? t : NULL;
+    uint64_t h = (uint64_t)id * 0x9E3779B97F4A7C15ULL;
+    return (size_t)(h >> 32) & (S->ids_cap - 1);
 }
 
-/* Doubles the table, which is kept at most half full.  Two ids in
- * different slots stay in different slots under the finer mask. */
+gt__thread *gt__find(gt__sched *S, int64_t id)
+{
+    if (!S->ids_n) return NULL;
+    for (size_t i = home(S, id);; i = (i + 1) & (S->ids_cap - 1)) {
+        gt__thread *t = S->ids[i];
+        if (!t || t->id == id) return t;
+    }
+}
+
+static void ids_put(gt__sched *S, gt__thread *t)
+{
+    size_t i = home(S, t->id);
+    while (S->ids[i]) i = (i + 1) & (S->ids_cap - 1);
+    S->ids[i] = t;
+    S->ids_n++;
+}
+
+/* Doubles the table, which is kept at most half full. */
 static int ids_grow(gt__sched *S)
 {
     size_t old_cap = S->ids_cap, cap = old_cap ? old_cap * 2 : 64;
     gt__thread **old = S->ids, **v = calloc(cap, sizeof *v);
     if (!v) return -ENOMEM;
-    for (size_t i = 0; i < old_cap; i++)
-        if (old[i]) v[(size_t)old[i]->id & (cap - 1)] = old[i];
-    free(old);
     S->ids = v;
     S->ids_cap = cap;
+    S->ids_n = 0;
+    for (size_t i = 0; i < old_cap; i++)
+        if (old[i]) ids_put(S, old[i]);
+    free(old);
     return 0;
 }
 
-/* Issues the next id whose slot is free and puts t there. */
-static void ids_put(gt__sched *S, gt__thread *t)
-{
-    size_t mask = S->ids_cap - 1;
-    while (S->ids[(size_t)S->next_id & mask]) S->next_id++;
-    t->id = S->next_id++;
-    S->ids[(size_t)t->id & mask] = t;
-    S->ids_n++;
-}
-
+/* Deletion with backward shift, so lookups never meet tombstones. */
 static void ids_del(gt__sched *S, gt__thread *t)
 {
-    S->ids[(size_t)t->id & (S->ids_cap - 1)] = NULL;
+    size_t mask = S->ids_cap - 1, i = home(S, t->id);
+    while (S->ids[i] != t) i = (i + 1) & mask;
+    for (size_t j = (i + 1) & mask; S->ids[j]; j = (j + 1) & mask) {
+        size_t k = home(S, S->ids[j]->id);
+        int stays = i <= j ? (i < k && k <= j) : (i < k || k <= j);
+        if (!stays) {
+            S->ids[i] = S->ids[j];
+            i = j;
+        }
+    }
+    S->ids[i] = NULL;
     S->ids_n--;
 }
 
@@ -85,6 +99,7 @@ int64_t gt_spawn_at(gt_fn *fn, void *arg, const gt_attr *attr, const char *site)
     }
     /* The other fields are zero or were left clean by the previous
      * thread on this stack: not timed, not waiting, no joiner. */
+    t->id = S->next_id++;
     t->state = GT__READY;
     t->cancelled = 0;
     t->started = 0;
@@ -97,7 +112,7 @@ int64_t gt_spawn_at(gt_fn *fn, void *arg, const gt_attr *attr, const char *site)
         t->name[sizeof t->name - 1] = 0;
     }
     gt__ctx_make(&t->ctx, t->stack_lo, (char *)t);
-    ids_put(S, t); /* sets t->id */
+    ids_put(S, t);
     gt__list_push(&S->all, &t->all);
     gt__list_push(&S->runq, &t->runq);
     S->live++;

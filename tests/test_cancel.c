@@ -69,7 +69,13 @@ static void test_cancel_parked_sleeper(void **state)
     assert_int_equal(tg_log.v[1], 1);
 
     /* Now b, from the main stack. */
+    int64_t b = C.b;
+    gt_chan *ch = C.ch;
+    gt_sem *sem = C.sem;
     reset();
+    C.b = b;
+    C.ch = ch;
+    C.sem = sem;
     assert_int_equal(gt_cancel(C.b), 0);
     assert_int_equal(gt_run(), 0);
     assert_int_equal(C.rc[0], -ECANCELED);
@@ -163,6 +169,63 @@ static void test_cancel_self(void **state)
     assert_int_equal(C.rc[3], -ECANCELED);
     assert_true(C.t1 - C.t0 < tg_slack_ms());
     assert_int_equal(tg_log.n, 2);
+}
+
+/* Cancelled while inside gt_yield (by a thread that ran during the yield):
+ * that yield is the thread's current call, so it returns -ECANCELED. */
+static void yields_twice(void *arg)
+{
+    (void)arg;
+    C.rc[0] = gt_yield();
+    C.rc[1] = gt_yield();
+}
+
+static void cancels_a(void *arg)
+{
+    (void)arg;
+    C.rc[2] = gt_cancel(C.a);
+}
+
+static void test_cancel_during_yield(void **state)
+{
+    (void)state;
+    reset();
+    C.a = tg_spawn(yields_twice, NULL);
+    tg_spawn(cancels_a, NULL);
+    assert_int_equal(gt_run(), 0);
+    assert_int_equal(C.rc[2], 0);
+    assert_int_equal(C.rc[0], -ECANCELED);
+    assert_int_equal(C.rc[1], -ECANCELED);
+}
+
+/* A cancelled thread's children are not cancelled. */
+static void child_sleeps(void *arg)
+{
+    (void)arg;
+    C.rc[5] = gt_sleep(gt_now() + 5);
+    C.rc[6] = gt_yield();
+}
+
+static void cancelled_parent(void *arg)
+{
+    (void)arg;
+    C.rc[0] = gt_cancel(gt_self());
+    int64_t id = gt_spawn(child_sleeps, NULL);
+    C.rc[1] = id > 0;
+    C.rc[2] = gt_join(id, -1); /* the parent's park: cancelled */
+}
+
+static void test_cancel_not_inherited(void **state)
+{
+    (void)state;
+    reset();
+    tg_spawn(cancelled_parent, NULL);
+    assert_int_equal(gt_run(), 0);
+    assert_int_equal(C.rc[0], 0);
+    assert_int_equal(C.rc[1], 1);
+    assert_int_equal(C.rc[2], -ECANCELED);
+    assert_int_equal(C.rc[5], 0);
+    assert_int_equal(C.rc[6], 0);
 }
 
 /* --- cancel a thread somebody joins ------------------------------------- */
@@ -489,6 +552,8 @@ int main(void)
         TG_TEST(test_cancel_unstarted),
         TG_TEST(test_cancel_finished_unknown),
         TG_TEST(test_cancel_self),
+        TG_TEST(test_cancel_during_yield),
+        TG_TEST(test_cancel_not_inherited),
         TG_TEST(test_cancel_while_joined),
         TG_TEST(test_cancel_joiner),
         TG_TEST(test_cancel_race_timer),

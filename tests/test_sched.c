@@ -3,6 +3,8 @@
 #define _GNU_SOURCE 1
 #include "gt_test.h"
 
+#include <time.h>
+
 static struct {
     int rc[16];
     int64_t t[16];
@@ -149,6 +151,73 @@ static void test_deadline_zero(void **state)
     assert_int_equal(S.rc[2], -ETIMEDOUT);
     assert_int_equal(later_ran, 1);
     assert_int_equal(gt_chan_free(ch), 0);
+}
+
+/* Many timers inserted and removed early (channel wake-ups, cancels):
+ * nobody wakes before its deadline, and timer wake-ups come in deadline
+ * order. */
+#define TS_N 300
+static struct {
+    gt_chan *ch;
+    int early, bad, timer_wakes, order_bad;
+    int64_t last_deadline;
+    int64_t ids[TS_N];
+} TS;
+
+static void ts_waiter(void *arg)
+{
+    uint32_t seed = (uint32_t)(uintptr_t)arg * 2654435761u + 7;
+    for (int i = 0; i < 6; i++) {
+        seed = seed * 1664525u + 1013904223u;
+        int64_t dl = gt_now() + 1 + (int64_t)((seed >> 8) % 25);
+        int rc, v;
+        if ((seed >> 20) % 2)
+            rc = gt_sleep(dl);
+        else
+            rc = gt_chan_recv(TS.ch, &v, dl);
+        int64_t now = gt_now();
+        int timer = ((seed >> 20) % 2) ? rc == 0 : rc == -ETIMEDOUT;
+        if (timer) {
+            TS.timer_wakes++;
+            if (now < dl)
+                TS.early++;
+            if (dl < TS.last_deadline)
+                TS.order_bad++;
+            TS.last_deadline = dl;
+        } else if (rc != 0 && rc != -ECANCELED) {
+            TS.bad++;
+        }
+    }
+}
+
+static void ts_disturber(void *arg)
+{
+    (void)arg;
+    uint32_t seed = 99;
+    for (int i = 0; i < 200; i++) {
+        seed = seed * 1664525u + 1013904223u;
+        int v = i;
+        gt_chan_send(TS.ch, &v, 0); /* wakes a receiver early, if any */
+        if (i % 10 == 0)
+            gt_cancel(TS.ids[(seed >> 8) % TS_N]);
+        gt_sleep(gt_now() + 1);
+    }
+}
+
+static void test_timer_stress(void **state)
+{
+    (void)state;
+    memset(&TS, 0, sizeof TS);
+    assert_int_equal(gt_chan_make(&TS.ch, sizeof(int), 0), 0);
+    for (int i = 0; i < TS_N; i++)
+        TS.ids[i] = gt_spawn(ts_waiter, (void *)(intptr_t)i);
+    assert_true(gt_spawn(ts_disturber, NULL) > 0);
+    assert_int_equal(gt_run(), 0);
+    assert_int_equal(TS.bad, 0);
+    assert_int_equal(TS.early, 0);
+    assert_int_equal(TS.order_bad, 0);
+    assert_true(TS.timer_wakes > TS_N);
+    assert_int_equal(gt_chan_free(TS.ch), 0);
 }
 
 /* --- gt_dispatch --------------------------------------------------------- */
@@ -484,6 +553,152 @@ static void test_dispatch_bounded_round(void **state)
     assert_true(rounds > 2);
 }
 
+/* The same for threads that keep each other busy over a channel: a 5 ms
+ * sleeper wakes while they go on (bounded by 2 s of wall time). */
+static struct {
+    gt_chan *ch;
+    int woke, stopped_by_flag;
+} CP;
+
+static void cp_sender(void *arg)
+{
+    (void)arg;
+    int64_t t0 = gt_now();
+    int v = 0;
+    while (!CP.woke && gt_now() - t0 < 2000)
+        if (gt_chan_send(CP.ch, &v, -1) != 0)
+            break;
+    CP.stopped_by_flag = CP.woke;
+    gt_chan_close(CP.ch);
+}
+
+static void cp_receiver(void *arg)
+{
+    (void)arg;
+    int v;
+    for (long i = 0; i < 1000000000L; i++)
+        if (gt_chan_recv(CP.ch, &v, -1) != 0)
+            break;
+}
+
+static void cp_sleeper(void *arg)
+{
+    (void)arg;
+    gt_sleep(gt_now() + 5);
+    CP.woke = 1;
+}
+
+static void test_chan_no_starvation(void **state)
+{
+    (void)state;
+    memset(&CP, 0, sizeof CP);
+    assert_int_equal(gt_chan_make(&CP.ch, sizeof(int), 0), 0);
+    tg_spawn(cp_sleeper, NULL);
+    tg_spawn(cp_sender, NULL);
+    tg_spawn(cp_receiver, NULL);
+    assert_int_equal(gt_run(), 0);
+    assert_int_equal(CP.stopped_by_flag, 1);
+    assert_int_equal(gt_chan_free(CP.ch), 0);
+}
+
+/* A thread that only yields does not starve a sleeper either. */
+static struct {
+    int woke, stopped_by_flag, stop;
+    long spins;
+} Y;
+
+static void y_spinner(void *arg)
+{
+    (void)arg;
+    int64_t t0 = gt_now();
+    while (!Y.woke && !Y.stop && gt_now() - t0 < 2000) {
+        Y.spins++;
+        gt_yield();
+    }
+    Y.stopped_by_flag = Y.woke;
+}
+
+static void y_sleeper(void *arg)
+{
+    (void)arg;
+    gt_sleep(gt_now() + 5);
+    Y.woke = 1;
+}
+
+static void test_yield_no_starvation(void **state)
+{
+    (void)state;
+    memset(&Y, 0, sizeof Y);
+    tg_spawn(y_sleeper, NULL);
+    tg_spawn(y_spinner, NULL);
+    assert_int_equal(gt_run(), 0);
+    assert_int_equal(Y.stopped_by_flag, 1);
+}
+
+/* gt_start's deadline holds while threads keep the loop busy. */
+static void y_busy(void *arg)
+{
+    (void)arg;
+    int64_t t0 = gt_now();
+    while (!Y.stop && gt_now() - t0 < 5000) {
+        Y.spins++;
+        gt_yield();
+    }
+}
+
+static void test_start_deadline_busy(void **state)
+{
+    (void)state;
+    memset(&Y, 0, sizeof Y);
+    tg_spawn(y_busy, NULL);
+    tg_spawn(y_busy, NULL);
+    int64_t t0 = gt_now();
+    assert_int_equal(gt_start(t0 + 30), -ETIMEDOUT);
+    int64_t el = gt_now() - t0;
+    Y.stop = 1;
+    assert_int_equal(gt_run(), 0);
+    assert_true(el >= 30);
+    assert_true(el < 30 + tg_slack_ms());
+    assert_true(Y.spins > 0);
+}
+
+/* Far-away deadlines: no overflow in the timer arithmetic. */
+static void far_sleeper(void *arg)
+{
+    (void)arg;
+    S.rc[0] = gt_sleep(INT64_MAX);
+    S.rc[1] = gt_sleep(INT64_MAX - 1);
+}
+
+static void far_canceller(void *arg)
+{
+    int64_t id = *(int64_t *)arg;
+    S.rc[2] = gt_sleep(gt_now() + 10);
+    S.rc[3] = gt_cancel(id);
+}
+
+static void test_far_deadlines(void **state)
+{
+    (void)state;
+    reset();
+    static int64_t id;
+    id = tg_spawn(far_sleeper, NULL);
+    /* A far timer alone: a bounded gt_start times out. */
+    int64_t t0 = gt_now();
+    assert_int_equal(gt_start(t0 + 20), -ETIMEDOUT);
+    assert_true(gt_now() - t0 < 20 + tg_slack_ms());
+    assert_int_equal(gt_dispatch(gt_now() + 5), 1);
+    /* And a near timer still fires while the far one waits. */
+    tg_spawn(far_canceller, &id);
+    t0 = gt_now();
+    assert_int_equal(gt_run(), 0);
+    assert_true(gt_now() - t0 < 10 + tg_slack_ms());
+    assert_int_equal(S.rc[0], -ECANCELED);
+    assert_int_equal(S.rc[1], -ECANCELED);
+    assert_int_equal(S.rc[2], 0);
+    assert_int_equal(S.rc[3], 0);
+}
+
 int main(void)
 {
     tg_watchdog(50);
@@ -493,6 +708,7 @@ int main(void)
         TG_TEST(test_sleep_order),
         TG_TEST(test_sleep_equal_fifo),
         TG_TEST(test_deadline_zero),
+        TG_TEST(test_timer_stress),
         TG_TEST(test_dispatch),
         TG_TEST(test_dispatch_eperm),
         TG_TEST(test_start_stop),
@@ -502,6 +718,10 @@ int main(void)
         TG_TEST(test_deadlock_sleep),
         TG_TEST(test_dump),
         TG_TEST(test_dispatch_bounded_round),
+        TG_TEST(test_chan_no_starvation),
+        TG_TEST(test_yield_no_starvation),
+        TG_TEST(test_start_deadline_busy),
+        TG_TEST(test_far_deadlines),
         TG_TEST(test_run_ignores_stop),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -486,6 +486,74 @@ static void test_join_chain(void **state)
         assert_int_equal(tg_log.v[i], 0);
 }
 
+/* --- ids that were never issued -------------------------------------------
+ * Ids increase but need not be contiguous.  Any id in the range that no
+ * thread was given must still answer -ESRCH ("no such id was ever
+ * issued"), not look like an ended thread. */
+#define IDS_N 300
+static struct {
+    int64_t issued[IDS_N + 8];
+    int n;
+    int gaps, wrong_join, wrong_cancel;
+    int64_t first_wrong;
+} I;
+
+static void ids_child(void *arg)
+{
+    (void)arg;
+}
+
+static int cmp_i64(const void *a, const void *b)
+{
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return (x > y) - (x < y);
+}
+
+static void ids_driver(void *arg)
+{
+    (void)arg;
+    for (int i = 0; i < IDS_N; i++) {
+        int64_t id = gt_spawn(ids_child, NULL);
+        if (id <= 0)
+            return;
+        I.issued[I.n++] = id;
+        gt_join(id, -1);
+    }
+    qsort(I.issued, (size_t)I.n, sizeof I.issued[0], cmp_i64);
+    for (int i = 1; i < I.n; i++) {
+        for (int64_t g = I.issued[i - 1] + 1; g < I.issued[i]; g++) {
+            I.gaps++;
+            int rj = gt_join(g, 0), rc = gt_cancel(g);
+            if (rj != -ESRCH) {
+                I.wrong_join++;
+                if (!I.first_wrong)
+                    I.first_wrong = g;
+            }
+            if (rc != -ESRCH)
+                I.wrong_cancel++;
+        }
+    }
+}
+
+static void test_ids_never_issued(void **state)
+{
+    (void)state;
+    memset(&I, 0, sizeof I);
+    /* A long-lived thread holds on to its id while many come and go. */
+    int64_t p = tg_spawn(park_until_cancelled, NULL);
+    I.issued[I.n++] = p;
+    I.issued[I.n++] = tg_spawn(ids_driver, NULL);
+    assert_int_equal(gt_run(), -EDEADLK);
+    assert_int_equal(gt_cancel(p), 0);
+    assert_int_equal(gt_run(), 0);
+    print_message("%d ids in range were never issued\n", I.gaps);
+    if (I.wrong_join)
+        print_error("gt_join(%lld) (never issued) did not give -ESRCH\n",
+                    (long long)I.first_wrong);
+    assert_int_equal(I.wrong_join, 0);
+    assert_int_equal(I.wrong_cancel, 0);
+}
+
 int main(void)
 {
     tg_watchdog(50);
@@ -497,7 +565,7 @@ int main(void)
         TG_TEST(test_join_normal),       TG_TEST(test_join_unstarted),
         TG_TEST(test_join_already_ended), TG_TEST(test_join_bad),
         TG_TEST(test_join_busy),         TG_TEST(test_join_timeout),
-        TG_TEST(test_join_chain),
+        TG_TEST(test_join_chain),        TG_TEST(test_ids_never_issued),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -230,6 +230,64 @@ static void test_transfer_ring(void **state)
         assert_true(T3.rc[i] == 0 || T3.rc[i] == -ECANCELED);
 }
 
+/* --- transfers do not starve timers ------------------------------------
+ * Two threads hand control back and forth with gt_transfer for ever; a
+ * sleeper with a 5 ms deadline must still wake ("the loop regains control
+ * ... after a bounded number of switches so that I/O and timers are never
+ * starved").  The ping-pong is bounded by 2 s of wall time. */
+static struct {
+    int64_t a, b;
+    int woke;
+    int stopped_by_flag;
+    int64_t elapsed;
+    long hops;
+} P;
+
+static void pp_a(void *arg)
+{
+    (void)arg;
+    void *in;
+    int64_t t0 = gt_now();
+    while (!P.woke && gt_now() - t0 < 2000) {
+        P.hops++;
+        if (gt_transfer(P.b, NULL, &in, -1) != 0)
+            break;
+    }
+    P.stopped_by_flag = P.woke;
+    P.elapsed = gt_now() - t0;
+    gt_cancel(P.b);
+}
+
+static void pp_b(void *arg)
+{
+    (void)arg;
+    void *in;
+    for (long i = 0; i < 1000000000L; i++)
+        if (gt_transfer(P.a, NULL, &in, -1) != 0)
+            break;
+}
+
+static void pp_sleeper(void *arg)
+{
+    (void)arg;
+    gt_sleep(gt_now() + 5);
+    P.woke = 1;
+}
+
+static void test_transfer_no_starvation(void **state)
+{
+    (void)state;
+    memset(&P, 0, sizeof P);
+    tg_spawn(pp_sleeper, NULL);
+    P.a = tg_spawn(pp_a, NULL);
+    P.b = tg_spawn(pp_b, NULL);
+    assert_int_equal(gt_run(), 0);
+    print_message("%ld transfers in %lld ms; the 5 ms sleeper %s\n", P.hops,
+                  (long long)P.elapsed,
+                  P.stopped_by_flag ? "woke meanwhile" : "was starved");
+    assert_int_equal(P.stopped_by_flag, 1);
+}
+
 int main(void)
 {
     tg_watchdog(50);
@@ -238,6 +296,7 @@ int main(void)
         TG_TEST(test_transfer_timeout),
         TG_TEST(test_transfer_errors),
         TG_TEST(test_transfer_ring),
+        TG_TEST(test_transfer_no_starvation),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

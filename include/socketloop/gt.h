@@ -91,10 +91,13 @@ GT_API int gt_sleep(int64_t deadline);
 GT_API int gt_join(int64_t id, int64_t deadline);
 
 /* Cancels green thread `id` cooperatively: its current parking call and
- * every later one return -ECANCELED (gt_yield too).  The thread keeps
- * running until its function returns, so a joiner of it wakes only then.
- * Cancelling oneself is allowed.  Returns 0, also for a thread that has
- * already ended, or -ESRCH for an id never issued. */
+ * every later one that would park return -ECANCELED (gt_yield too, even
+ * when the cancel came while it was yielding).  A call that can complete
+ * at once (a channel with an element ready, a semaphore with a unit
+ * free) still does.  The thread keeps running until its function returns,
+ * so a joiner of it wakes only then.  Cancelling oneself is allowed.
+ * Returns 0, also for a thread that has already ended, or -ESRCH for an
+ * id never issued. */
 GT_API int gt_cancel(int64_t id);
 
 /* Symmetric transfer: hands control straight to green thread `id`, which
