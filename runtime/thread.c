@@ -97,6 +97,11 @@ int64_t gt_spawn_at(gt_fn *fn, void *arg, const gt_attr *attr, const char *site)
         int rc = new_stack(S, attr, &t);
         if (rc < 0) return rc;
     }
+#ifdef GT__ASAN
+    /* ASan's shadow still marks the frames of the stack's last user. */
+    __asan_unpoison_memory_region(t->stack_lo,
+                                  (size_t)((char *)t - t->stack_lo));
+#endif
     /* The other fields are zero or were left clean by the previous
      * thread on this stack: not timed, not waiting, no joiner. */
     t->id = S->next_id++;
@@ -151,11 +156,6 @@ void gt__thread_main(void)
         gt__wake(t->joiner, 0);
         t->joiner = NULL;
     }
-#ifdef GT__ASAN
-    /* ASan's shadow of a dead stack would poison its next user. */
-    __asan_unpoison_memory_region(t->stack_lo,
-                                  (size_t)((char *)t - t->stack_lo));
-#endif
     /* Pooling the stack we still run on is safe: nothing can take it
      * before the switch below.  Unmapping is not; the loop does that. */
     if (!gt__stack_keep_warm(&S->pool[t->flags], t) && !gt__stack_keep(S, t))
