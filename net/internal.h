@@ -11,12 +11,21 @@
 
 #define NET__EDGE 4 /* with NET_IN/NET_OUT: report changes only */
 
+/* A callback waiter on a socket, for code that waits without a green
+ * thread (the Lua module's yielded coroutines).  fn runs in the loop, on
+ * the loop's stack: rc is 0 when the socket is ready, NET_ECLOSED when it
+ * was closed. */
+typedef struct net__watch {
+    void (*fn)(struct net__watch *w, int rc);
+} net__watch;
+
 /* Anything the poller watches: a socket, a foreign descriptor in
  * net_wait, the resolver's wake-up descriptor. */
 typedef struct net__waitable {
     int fd;
     int slot;              /* index in the poll and select tables */
     gt__thread *waiter[2]; /* parked reader [0] and writer [1] */
+    net__watch *watch[2];  /* or callback waiters, sockets only */
     void (*on_event)(struct net__waitable *w, int events); /* NULL: wake */
 } net__waitable;
 
@@ -78,6 +87,13 @@ int net__park(net__loop *L, net__waitable *w, int dir, int64_t deadline);
  * that a close by another green thread cannot free the socket under it. */
 int net__sock_wait(net_sock *s, int dir, int64_t deadline);
 int net__sock_new(net__loop *L, int fd, net_sock **out);
+/* Registers a callback waiter instead of parking: -EALREADY if someone
+ * waits in that direction, NET_ECLOSED if the socket is closed. */
+int net__sock_watch(net_sock *s, int dir, net__watch *w);
+/* Takes a callback waiter back without calling it. */
+void net__sock_unwatch(net_sock *s, int dir);
+/* Removes the callback waiter of a socket's waitable and calls it. */
+void net__fire(net__waitable *w, int dir, int rc);
 /* Every operation that can park holds a reference on its socket; the
  * owner's is dropped by net_close.  The last one closes the descriptor. */
 void net__unref(net_sock *s);

@@ -35,8 +35,13 @@ static void make_exit_key(void)
 
 static void wake(net__waitable *w, int events)
 {
-    if ((events & NET_IN) && w->waiter[0]) gt__wake(w->waiter[0], 0);
-    if ((events & NET_OUT) && w->waiter[1]) gt__wake(w->waiter[1], 0);
+    for (int dir = 0; dir < 2; dir++) {
+        if (!(events & (dir ? NET_OUT : NET_IN))) continue;
+        if (w->waiter[dir])
+            gt__wake(w->waiter[dir], 0);
+        else if (w->watch[dir])
+            net__fire(w, dir, 0);
+    }
 }
 
 static void loop_wait(gt__io *io, int timeout_ms)
@@ -149,7 +154,7 @@ int net_wait(int fd, int events, int64_t deadline)
         (events & ~(NET_IN | NET_OUT)))
         return -EINVAL;
     if (!gt__S.current) return -EPERM;
-    foreign f = {{fd, -1, {NULL, NULL}, foreign_event}, 0};
+    foreign f = {{fd, -1, {NULL, NULL}, {NULL, NULL}, foreign_event}, 0};
     rc = L->be->add(L->p, &f.w, events);
     if (rc < 0) return rc;
     /* Both slots name this thread, whichever direction fires. */

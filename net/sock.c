@@ -41,7 +41,52 @@ void net__unref(net_sock *s)
 /* What a level-triggered poller should watch for s now. */
 static int interest(const net_sock *s)
 {
-    return (s->w.waiter[0] ? NET_IN : 0) | (s->w.waiter[1] ? NET_OUT : 0);
+    return (s->w.waiter[0] || s->w.watch[0] ? NET_IN : 0) |
+           (s->w.waiter[1] || s->w.watch[1] ? NET_OUT : 0);
+}
+
+/* Registers s with the poller, or updates a level-triggered poller's
+ * interest, so that direction dir is watched too. */
+static int watch_dir(net_sock *s, int dir)
+{
+    const net__backend *be = s->L->be;
+    int want = interest(s) | (dir ? NET_OUT : NET_IN), rc = 0;
+    if (!s->registered) {
+        rc = be->add(s->L->p, &s->w,
+                     be->edge ? NET_IN | NET_OUT | NET__EDGE : want);
+        s->registered = rc == 0;
+    } else if (!be->edge) {
+        rc = be->mod(s->L->p, &s->w, want);
+    }
+    return rc;
+}
+
+int net__sock_watch(net_sock *s, int dir, net__watch *w)
+{
+    if (s->closed) return NET_ECLOSED;
+    if (s->w.waiter[dir] || s->w.watch[dir]) return -EALREADY;
+    int rc = watch_dir(s, dir);
+    if (rc < 0) return rc;
+    s->w.watch[dir] = w;
+    s->L->io.waiters++;
+    return 0;
+}
+
+void net__sock_unwatch(net_sock *s, int dir)
+{
+    if (!s->w.watch[dir]) return;
+    s->w.watch[dir] = NULL;
+    s->L->io.waiters--;
+    if (s->registered && !s->L->be->edge)
+        s->L->be->mod(s->L->p, &s->w, interest(s));
+}
+
+void net__fire(net__waitable *w, int dir, int rc)
+{
+    net_sock *s = (net_sock *)(void *)w; /* only sockets have watches */
+    net__watch *cb = w->watch[dir];
+    net__sock_unwatch(s, dir);
+    cb->fn(cb, rc);
 }
 
 int net__sock_wait(net_sock *s, int dir, int64_t deadline)
@@ -50,17 +95,9 @@ int net__sock_wait(net_sock *s, int dir, int64_t deadline)
     const net__backend *be = L->be;
     if (s->closed) return NET_ECLOSED;
     if (!gt__S.current) return -EPERM;
-    if (s->w.waiter[dir]) return -EALREADY;
+    if (s->w.waiter[dir] || s->w.watch[dir]) return -EALREADY;
     if (deadline == 0) return -ETIMEDOUT;
-    int want = interest(s) | (dir ? NET_OUT : NET_IN);
-    int rc = 0;
-    if (!s->registered) {
-        rc = be->add(L->p, &s->w,
-                     be->edge ? NET_IN | NET_OUT | NET__EDGE : want);
-        s->registered = rc == 0;
-    } else if (!be->edge) {
-        rc = be->mod(L->p, &s->w, want);
-    }
+    int rc = watch_dir(s, dir);
     if (rc < 0) return rc;
     rc = net__park(L, &s->w, dir, deadline);
     if (s->closed)
@@ -91,8 +128,10 @@ int net_close(net_sock *s)
     s->closed = 1;
     if (s->registered) s->L->be->del(s->L->p, &s->w);
     s->registered = 0;
-    for (int dir = 0; dir < 2; dir++)
+    for (int dir = 0; dir < 2; dir++) {
         if (s->w.waiter[dir]) gt__wake(s->w.waiter[dir], NET_ECLOSED);
+        if (s->w.watch[dir]) net__fire(&s->w, dir, NET_ECLOSED);
+    }
     net__unref(s);
     return 0;
 }

@@ -144,6 +144,15 @@ typedef struct gt__pool {
     size_t map_size; /* mapping size of the stacks it holds */
 } gt__pool;
 
+/* A timer that calls fn in the loop, on the loop's own stack, instead of
+ * waking a green thread: for code that waits without one (the Lua
+ * module's yielded coroutines). */
+typedef struct gt__ctimer {
+    gt__hnode node;                   /* in gt__sched.ctimers */
+    void (*fn)(struct gt__ctimer *t); /* called once when it expires */
+    int armed;                        /* in the heap */
+} gt__ctimer;
+
 /* An I/O poller for the loop.  The net layer installs one per OS thread;
  * the runtime itself knows nothing about descriptors. */
 typedef struct gt__io {
@@ -162,6 +171,7 @@ typedef struct gt__sched {
     gt__list runq;         /* READY threads, FIFO */
     gt__list all;          /* every live thread, oldest first */
     gt__hnode *timers;     /* heap of parked threads' deadlines */
+    gt__hnode *ctimers;    /* heap of gt__ctimer */
     uint64_t timer_seq;    /* next tie-break number */
     size_t live;           /* threads spawned and not yet ended */
     unsigned budget;       /* direct switches left before the loop runs */
@@ -199,6 +209,11 @@ static inline gt__sched *gt__peek(void)
 void gt__asan_arrived(gt__sched *S, void *fake);
 #endif
 void gt__release_zombies(gt__sched *S);
+void gt__ctimer_start(gt__ctimer *t, int64_t deadline);
+void gt__ctimer_stop(gt__ctimer *t);
+/* Runs ready thread t now: from the loop's stack, or from a green thread,
+ * which stays ready and runs again as soon as t parks or ends. */
+void gt__run_first(gt__thread *t);
 gt__thread *gt__find(gt__sched *S, int64_t id);
 void gt__fatal(const char *file, int line, const char *what);
 

@@ -95,12 +95,59 @@ int gt_sleep(int64_t deadline)
     return rc;
 }
 
+void gt__ctimer_start(gt__ctimer *t, int64_t deadline)
+{
+    gt__sched *S = gt__get();
+    if (t->armed) S->ctimers = gt__heap_remove(S->ctimers, &t->node);
+    t->node.key = deadline;
+    t->node.seq = S->timer_seq++;
+    S->ctimers = gt__heap_insert(S->ctimers, &t->node);
+    t->armed = 1;
+}
+
+void gt__ctimer_stop(gt__ctimer *t)
+{
+    gt__sched *S = gt__get();
+    if (!t->armed) return;
+    S->ctimers = gt__heap_remove(S->ctimers, &t->node);
+    t->armed = 0;
+}
+
+void gt__run_first(gt__thread *t)
+{
+    gt__sched *S = gt__get();
+    gt__thread *me = S->current;
+    gt__unqueue(S, t);
+    if (me) {
+        me->state = GT__READY;
+        gt__list_push(S->runq.next, &me->runq);
+    } else {
+        S->budget = 0; /* back here as soon as t parks or ends */
+    }
+    gt__switch(S, me, t);
+    if (!me && !gt__list_empty(&S->zombies)) gt__release_zombies(S);
+}
+
 static void fire_timers(gt__sched *S)
 {
-    if (!S->timers) return;
+    if (!S->timers && !S->ctimers) return;
     int64_t now = gt_now();
     while (S->timers && S->timers->key <= now)
         gt__wake(GT__CONTAINER(S->timers, gt__thread, timer), -ETIMEDOUT);
+    while (S->ctimers && S->ctimers->key <= now) {
+        gt__ctimer *t = GT__CONTAINER(S->ctimers, gt__ctimer, node);
+        S->ctimers = gt__heap_remove(S->ctimers, &t->node);
+        t->armed = 0;
+        t->fn(t);
+    }
+}
+
+/* The earliest deadline of either heap, or -1. */
+static int64_t next_deadline(const gt__sched *S)
+{
+    int64_t a = S->timers ? S->timers->key : -1;
+    int64_t b = S->ctimers ? S->ctimers->key : -1;
+    return a < 0 ? b : b < 0 ? a : a < b ? a : b;
 }
 
 static void sleep_until(int64_t ms)
@@ -122,12 +169,12 @@ int gt_dispatch(int64_t deadline)
 {
     gt__sched *S = gt__get();
     if (S->current) return -EPERM;
-    if (!S->live) return 0;
     gt__io *io = S->io && S->io->waiters ? S->io : NULL;
+    if (!S->live && !io && !S->ctimers) return 0;
     if (gt__list_empty(&S->runq)) {
         /* Nothing ready, no timer, no I/O: nothing can ever wake anyone. */
-        if (!S->timers && !io) return -EDEADLK;
-        int64_t until = S->timers ? S->timers->key : -1;
+        if (!S->timers && !S->ctimers && !io) return -EDEADLK;
+        int64_t until = next_deadline(S);
         if (deadline >= 0 && (until < 0 || deadline < until)) until = deadline;
         if (io)
             io->wait(io, timeout_ms(until));
@@ -143,7 +190,7 @@ int gt_dispatch(int64_t deadline)
         gt__switch(S, NULL, gt__pop_ready(S));
         if (!gt__list_empty(&S->zombies)) gt__release_zombies(S);
     }
-    return S->live > 0;
+    return S->live || S->ctimers || (S->io && S->io->waiters);
 }
 
 int gt_start(int64_t deadline)

@@ -117,7 +117,8 @@ GT_API int gt_transfer(int64_t id, void *val, void **out, int64_t deadline);
 
 /* One round: waits (until the deadline at most, or the next timer) for
  * something to become ready when nothing is, then runs the ready green
- * threads.  Returns 1 while any green thread is alive, 0 when none is,
+ * threads.  Returns 1 while anything is alive or waits (a green thread,
+ * or a socket or timer watched by the Lua module), 0 when nothing does,
  * -EDEADLK when every live green thread waits for something that can never
  * happen (no timer, no I/O, no ready thread), -EPERM from a green thread. */
 GT_API int gt_dispatch(int64_t deadline);
