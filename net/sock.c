@@ -94,9 +94,9 @@ int net__sock_wait(net_sock *s, int dir, int64_t deadline)
     net__loop *L = s->L;
     const net__backend *be = L->be;
     if (s->closed) return NET_ECLOSED;
-    if (!gt__S.current) return -EPERM;
     if (s->w.waiter[dir] || s->w.watch[dir]) return -EALREADY;
-    if (deadline == 0) return -ETIMEDOUT;
+    if (deadline == 0) return -ETIMEDOUT; /* tried once: also outside */
+    if (!gt__S.current) return -EPERM;
     int rc = watch_dir(s, dir);
     if (rc < 0) return rc;
     rc = net__park(L, &s->w, dir, deadline);

@@ -1,0 +1,431 @@
+/* socketloop.core: loops, loop threads, and how Lua coroutines are run,
+ * suspended and resumed on the green-thread runtime (see lsl.h). */
+#include "lsl.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+static char MARKER;      /* yielded by socket calls: "resume me with results" */
+static char PASSTHROUGH; /* registry key: coroutines whose yields reach us */
+
+#if LUA_VERSION_NUM < 502
+void luaL_setfuncs(lua_State *L, const luaL_Reg *l, int nup)
+{
+    for (; l->name; l++) {
+        for (int i = 0; i < nup; i++) lua_pushvalue(L, -nup);
+        lua_pushcclosure(L, l->func, nup);
+        lua_setfield(L, -(nup + 2), l->name);
+    }
+    lua_pop(L, nup);
+}
+#endif
+
+static int resume(lua_State *co, int nargs, int *nres)
+{
+#if LUA_VERSION_NUM >= 504
+    return lua_resume(co, NULL, nargs, nres);
+#else
+#if LUA_VERSION_NUM >= 502
+    int st = lua_resume(co, NULL, nargs);
+#else
+    int st = lua_resume(co, nargs);
+#endif
+    *nres = lua_gettop(co);
+    return st;
+#endif
+}
+
+/* LuaSocket's words for our codes, so that code written for blocking
+ * LuaSocket (and Copas, and the original socketloop) matches them. */
+const char *lsl_errstr(int rc)
+{
+    switch (rc) {
+    case NET_ECLOSED:
+    case -ECONNRESET:
+    case -EPIPE:
+    case -ECONNABORTED: return "closed";
+    case -ETIMEDOUT: return "timeout";
+    case -ECONNREFUSED: return "connection refused";
+    case -EADDRINUSE: return "address already in use";
+    case -EISCONN: return "already connected";
+    case -EACCES: return "permission denied";
+    case NET_ENOTFOUND: return "host or service not provided, or not known";
+    case NET_ETRYAGAIN: return "temporary failure in name resolution";
+    default: return net_strerror(rc);
+    }
+}
+
+int lsl_push_error(lua_State *L, int rc)
+{
+    lua_pushnil(L);
+    lua_pushstring(L, lsl_errstr(rc));
+    return 2;
+}
+
+#if LSL_HAS_ISYIELDABLE
+/* Is t[L] set, t being the table at registry[ref] (or at the light
+ * userdata key when ref is LUA_NOREF)? */
+static int marked(lua_State *L, int ref, void *key)
+{
+    if (ref != LUA_NOREF) {
+        lua_rawgeti(L, LUA_REGISTRYINDEX, ref);
+    } else {
+        lua_pushlightuserdata(L, key);
+        lua_rawget(L, LUA_REGISTRYINDEX);
+    }
+    lua_pushthread(L);
+    lua_rawget(L, -2);
+    int r = lua_toboolean(L, -1);
+    lua_pop(L, 2);
+    return r;
+}
+#endif
+
+/* A yield is safe only when it reaches a runner: from the loop thread
+ * itself, or from a socketloop.coro thread, whose trampoline passes it up.
+ * Any other coroutine belongs to the user, who would receive the yield. */
+int lsl_can_yield(lua_State *L, lsl_loop *lp)
+{
+#if LSL_HAS_ISYIELDABLE
+    if (!lua_isyieldable(L)) return 0;
+    return marked(L, lp->threads_ref, NULL) ||
+           marked(L, LUA_NOREF, &PASSTHROUGH);
+#else
+    /* Lua 5.1 and 5.2 cannot say whether a yield would cross a pcall, a
+     * metamethod or a C call: always park instead. */
+    (void)L;
+    (void)lp;
+    return 0;
+#endif
+}
+
+int lsl_yield_op(lua_State *L)
+{
+    lua_pushlightuserdata(L, &MARKER);
+    return lua_yield(L, 1);
+}
+
+/* Appends {co, traceback} to the loop's errors; the message is on co. */
+static void record_error(lsl_loop *lp, lua_State *co)
+{
+    lua_State *A = lp->aux;
+    lua_rawgeti(A, LUA_REGISTRYINDEX, lp->errors_ref);
+    lua_createtable(A, 2, 0);
+    lua_pushthread(co);
+    lua_xmove(co, A, 1);
+    lua_rawseti(A, -2, 1);
+    lua_getglobal(A, "debug");
+    lua_getfield(A, -1, "traceback");
+    lua_remove(A, -2);
+    lua_pushthread(co);
+    lua_xmove(co, A, 1);
+    lua_xmove(co, A, 1); /* the message */
+    if (lua_pcall(A, 2, 1, 0) != 0) {
+        /* debug.traceback failed (no memory): keep its error */
+    }
+    lua_rawseti(A, -2, 2);
+    lua_rawseti(A, -2, ++lp->nerrors);
+    lua_pop(A, 1);
+}
+
+static void thread_ended(lsl_loop *lp, lua_State *co)
+{
+    lua_State *A = lp->aux;
+    lua_rawgeti(A, LUA_REGISTRYINDEX, lp->threads_ref);
+    lua_pushthread(co);
+    lua_xmove(co, A, 1);
+    lua_pushnil(A);
+    lua_rawset(A, -3);
+    lua_pop(A, 1);
+    lp->nthreads--;
+}
+
+static void resume_now(lsl_loop *lp, lua_State *co, int nargs)
+{
+    int nres = 0, st = resume(co, nargs, &nres);
+    if (st == LUA_YIELD) {
+        if (nres == 1 && lua_touserdata(co, -1) == &MARKER) {
+            lua_pop(co, 1); /* waiting in a socket call */
+            return;
+        }
+        lua_pop(co, nres);
+        lua_pushstring(co, "socketloop: a loop thread yielded outside a "
+                           "socket call (use coroutine.wrap for generators, "
+                           "or socketloop.coro)");
+        record_error(lp, co);
+    } else if (st != 0) {
+        record_error(lp, co);
+    }
+    thread_ended(lp, co);
+}
+
+#if !defined(LSL_LUAJIT)
+typedef struct run {
+    lsl_loop *lp;
+    lua_State *co;
+    int nargs;
+} run;
+
+static void runner(void *p)
+{
+    run r = *(run *)p;
+    free(p);
+    resume_now(r.lp, r.co, r.nargs);
+}
+
+/* A runner green thread for co, or 0 after recording why there is none. */
+static int64_t spawn_runner(lsl_loop *lp, lua_State *co, int nargs)
+{
+    static const gt_attr attr = {0, "lua", 0};
+    run *r = malloc(sizeof *r);
+    int64_t id = r ? gt_spawn_attr(runner, r, &attr) : -ENOMEM;
+    if (id > 0) {
+        *r = (run){lp, co, nargs};
+        return id;
+    }
+    free(r);
+    lua_settop(co, 0);
+    lua_pushfstring(co, "socketloop: cannot run a loop thread: %s",
+                    gt_strerror((int)id));
+    record_error(lp, co);
+    thread_ended(lp, co);
+    return 0;
+}
+#endif
+
+void lsl_resume(lsl_loop *lp, lua_State *co, int nargs)
+{
+#if defined(LSL_LUAJIT)
+    resume_now(lp, co, nargs);
+#else
+    spawn_runner(lp, co, nargs);
+#endif
+}
+
+/* Runs a new loop thread now, up to its first wait. */
+static void run_first(lsl_loop *lp, lua_State *co, int nargs)
+{
+#if defined(LSL_LUAJIT)
+    resume_now(lp, co, nargs);
+#else
+    int64_t id = spawn_runner(lp, co, nargs);
+    if (id > 0) gt__run_first(gt__find(gt__get(), id));
+#endif
+}
+
+static lsl_loop *check_loop(lua_State *L)
+{
+    return luaL_checkudata(L, 1, LSL_LOOP);
+}
+
+static int new_table_ref(lua_State *L)
+{
+    lua_newtable(L);
+    return luaL_ref(L, LUA_REGISTRYINDEX);
+}
+
+/* core.new() -> loop.  Loops stay alive as long as the Lua state: their
+ * threads and sockets point at them. */
+static int l_new(lua_State *L)
+{
+    lsl_loop *lp = lua_newuserdata(L, sizeof *lp);
+    memset(lp, 0, sizeof *lp);
+    luaL_getmetatable(L, LSL_LOOP);
+    lua_setmetatable(L, -2);
+    lp->aux = lua_newthread(L);
+    lp->aux_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    lp->threads_ref = new_table_ref(L);
+    lp->errors_ref = new_table_ref(L);
+    lua_pushvalue(L, -1);
+    luaL_ref(L, LUA_REGISTRYINDEX);
+    return 1;
+}
+
+/* Finds and removes the error of thread co (or the first one when co is
+ * NULL); pushes thread and message, or nothing. */
+static int take_error(lua_State *L, lsl_loop *lp, lua_State *co)
+{
+    lua_rawgeti(L, LUA_REGISTRYINDEX, lp->errors_ref);
+    int t = lua_gettop(L);
+    for (int i = 1; i <= lp->nerrors; i++) {
+        lua_rawgeti(L, t, i);
+        lua_rawgeti(L, -1, 1);
+        if (co && lua_tothread(L, -1) != co) {
+            lua_pop(L, 2);
+            continue;
+        }
+        lua_rawgeti(L, -2, 2);
+        /* Shift the rest down. */
+        for (int k = i; k < lp->nerrors; k++) {
+            lua_rawgeti(L, t, k + 1);
+            lua_rawseti(L, t, k);
+        }
+        lua_pushnil(L);
+        lua_rawseti(L, t, lp->nerrors--);
+        lua_remove(L, -3);
+        lua_remove(L, t);
+        return 2;
+    }
+    lua_pop(L, 1);
+    return 0;
+}
+
+/* core.newthread(loop, f, ...) -> thread [, error]: runs f at once, up to
+ * its first wait; an error before that is returned for the caller to
+ * raise. */
+static int l_newthread(lua_State *L)
+{
+    lsl_loop *lp = check_loop(L);
+    luaL_checktype(L, 2, LUA_TFUNCTION);
+    int nargs = lua_gettop(L) - 2;
+    lua_State *co = lua_newthread(L);
+    int t = lua_gettop(L);
+    lua_rawgeti(L, LUA_REGISTRYINDEX, lp->threads_ref);
+    lua_pushvalue(L, t);
+    lua_pushboolean(L, 1);
+    lua_rawset(L, -3);
+    lua_pop(L, 1);
+    lp->nthreads++;
+    luaL_checkstack(co, nargs + 1, "too many arguments");
+    for (int i = 2; i <= nargs + 2; i++) {
+        lua_pushvalue(L, i);
+        lua_xmove(L, co, 1);
+    }
+    run_first(lp, co, nargs);
+    lua_pushvalue(L, t);
+    if (take_error(L, lp, co)) {
+        lua_remove(L, -2); /* the thread, pushed by take_error */
+        return 2;
+    }
+    return 1;
+}
+
+/* core.dispatch(loop, timeout) -> more [, thread, error].  One round of
+ * the OS thread's loop; `more` says whether this loop's threads still
+ * wait.  Errors of loop threads come out one per call. */
+static int l_dispatch(lua_State *L)
+{
+    lsl_loop *lp = check_loop(L);
+    int64_t deadline = -1;
+    if (!lua_isnoneornil(L, 2)) {
+        double t = luaL_checknumber(L, 2);
+        deadline = gt_now() + (t > 0 ? (int64_t)(t * 1000 + 0.5) : 0);
+    }
+    if (!lp->nerrors && lp->nthreads) {
+        int rc = gt_dispatch(deadline);
+        if (rc == -EPERM)
+            return luaL_error(L, "socketloop: dispatch called from inside a "
+                                 "loop thread");
+    }
+    lua_pushboolean(L, lp->nthreads > 0);
+    return 1 + take_error(L, lp, NULL);
+}
+
+static int l_count(lua_State *L)
+{
+    lua_pushinteger(L, check_loop(L)->nthreads);
+    return 1;
+}
+
+/* core.passthrough(co): yields of co reach the loop (socketloop.coro). */
+static int l_passthrough(lua_State *L)
+{
+    luaL_checktype(L, 1, LUA_TTHREAD);
+    lua_pushlightuserdata(L, &PASSTHROUGH);
+    lua_rawget(L, LUA_REGISTRYINDEX);
+    lua_pushvalue(L, 1);
+    lua_pushboolean(L, 1);
+    lua_rawset(L, -3);
+    return 0;
+}
+
+/* core.listen(loop, host, port [, backlog]) -> asocket | nil, err */
+static int l_listen(lua_State *L)
+{
+    lsl_loop *lp = check_loop(L);
+    const char *host = luaL_optstring(L, 2, "*");
+    int port = (int)luaL_optinteger(L, 3, 0);
+    int backlog = (int)luaL_optinteger(L, 4, 0);
+    net_sock *s;
+    int rc = net_listen(&s, host, port, backlog);
+    if (rc < 0) return lsl_push_error(L, rc);
+    lsl_push_sock(L, lp, s, 1);
+    return 1;
+}
+
+/* core.adopt(loop, fd, server [, pending]) -> asocket | nil, err: takes a
+ * descriptor over, with bytes its previous owner had buffered. */
+static int l_adopt(lua_State *L)
+{
+    lsl_loop *lp = check_loop(L);
+    int fd = (int)luaL_checkinteger(L, 2);
+    int server = lua_toboolean(L, 3);
+    size_t n = 0;
+    const char *pending = luaL_optlstring(L, 4, "", &n);
+    net_sock *s;
+    int rc = net_wrap(&s, fd);
+    if (rc < 0) return lsl_push_error(L, rc);
+    if (n) {
+        if (!(s->rbuf = malloc(n))) {
+            s->w.fd = -1; /* the descriptor stays the caller's */
+            net_close(s);
+            return lsl_push_error(L, -ENOMEM);
+        }
+        memcpy(s->rbuf, pending, n);
+        s->rpos = 0;
+        s->rlen = n;
+    }
+    lsl_push_sock(L, lp, s, server);
+    return 1;
+}
+
+static int l_now(lua_State *L)
+{
+    lua_pushnumber(L, (lua_Number)gt_now() / 1000);
+    return 1;
+}
+
+static int l_poller(lua_State *L)
+{
+    lua_pushstring(L, net_poller_name());
+    return 1;
+}
+
+
+int luaopen_socketloop_core(lua_State *L)
+{
+    static const luaL_Reg loop_methods[] = {
+        {"newthread", l_newthread}, {"dispatch", l_dispatch},
+        {"listen", l_listen},       {"socket", lsl_socket},
+        {"adopt", l_adopt},         {"count", l_count},
+        {NULL, NULL}};
+    static const luaL_Reg funcs[] = {{"new", l_new},
+                                     {"passthrough", l_passthrough},
+                                     {"now", l_now},
+                                     {"poller", l_poller},
+                                     {NULL, NULL}};
+    /* The weak-keyed table of pass-through coroutines. */
+    lua_pushlightuserdata(L, &PASSTHROUGH);
+    lua_newtable(L);
+    lua_newtable(L);
+    lua_pushstring(L, "k");
+    lua_setfield(L, -2, "__mode");
+    lua_setmetatable(L, -2);
+    lua_rawset(L, LUA_REGISTRYINDEX);
+
+    luaL_newmetatable(L, LSL_LOOP);
+    lua_newtable(L);
+    luaL_setfuncs(L, loop_methods, 0);
+    lua_setfield(L, -2, "__index");
+    lua_pop(L, 1);
+    luaopen_socketloop_asock(L);
+
+    lua_newtable(L);
+    luaL_setfuncs(L, funcs, 0);
+    luaL_getmetatable(L, LSL_SOCK);
+    lua_setfield(L, -2, "asocket_mt");
+    lua_pushlightuserdata(L, &MARKER);
+    lua_setfield(L, -2, "MARKER");
+    return 1;
+}

@@ -1,0 +1,106 @@
+/* The Lua module's C core (socketloop.core): shared declarations.
+ *
+ * How Lua runs on the loop.  Every loop thread is a Lua coroutine.  On PUC
+ * Lua it is resumed by a short-lived green thread (a "runner") and holds
+ * no C stack while it waits: a socket call that would block registers a
+ * callback waiter (net__watch, gt__ctimer) and yields; the loop finishes
+ * the operation in C and resumes the coroutine with LuaSocket's results.
+ * Where a yield cannot reach the loop (inside a gsub callback, a
+ * metamethod, a user coroutine; anywhere on Lua 5.1 and 5.2) the call
+ * parks the runner green thread in place instead, Lua frames and all.
+ * LuaJIT cannot survive C-stack switches under live Lua frames, so there
+ * Lua runs only on the loop's own stack, and a call that can neither
+ * yield nor park raises an error that says why. */
+#ifndef LSL_H
+#define LSL_H
+
+#include "internal.h" /* the net layer's, with the runtime's park.h */
+
+#include <lauxlib.h>
+#include <lua.h>
+
+#if LUA_VERSION_NUM < 502
+#define lua_rawlen lua_objlen
+void luaL_setfuncs(lua_State *L, const luaL_Reg *l, int nup);
+#endif
+
+#if defined(LSL_LUAJIT)
+#define LSL_CAN_PARK 0 /* never switch C stacks under LuaJIT frames */
+#define LSL_HAS_ISYIELDABLE 1
+#else
+#define LSL_CAN_PARK 1
+#define LSL_HAS_ISYIELDABLE (LUA_VERSION_NUM >= 503)
+#endif
+
+/* One Lua loop.  Several may share an OS thread's scheduler. */
+typedef struct lsl_loop {
+    lua_State *aux;  /* a thread of the loop's own, for error texts */
+    int aux_ref;     /* its registry anchor */
+    int threads_ref; /* registry: table, loop coroutine -> true */
+    int errors_ref;  /* registry: array of {thread, message} */
+    int nthreads;    /* loop coroutines alive */
+    int nerrors;     /* entries in errors */
+} lsl_loop;
+
+struct lsl_sock;
+
+enum { LSL_RECEIVE, LSL_SEND, LSL_ACCEPT, LSL_CONNECT };
+
+/* A socket operation whose coroutine yielded. */
+typedef struct lsl_op {
+    net__watch watch;     /* readiness, or the close */
+    gt__ctimer timer;     /* its deadline */
+    struct lsl_sock *a;   /* the socket */
+    lua_State *co;        /* the waiting coroutine */
+    int dir;              /* 0 read, 1 write */
+    int kind;             /* LSL_RECEIVE ... */
+    int active;           /* registered */
+    int pattern;          /* receive: NET_LINE, NET_ALL or NET_BYTES */
+    size_t want;          /* receive NET_BYTES: total length wanted */
+    net_buf buf;          /* receive: the prefix and what came since */
+    const char *data;     /* send: the string (anchored by data_ref) */
+    int data_ref;         /* its registry anchor */
+    size_t i, j, pos;     /* send: 0-based range [i, j) and progress */
+    size_t start;         /* receive: length of the prefix */
+    net_sock *accepted;   /* accept: the new connection */
+    int64_t backoff;      /* accept: pause when out of descriptors, ms */
+    int rc;               /* the result, once done */
+    char *host, *lhost;   /* connect: copies of the addresses */
+    int port, lport;      /* connect: ports */
+    int64_t deadline;     /* of the current wait, absolute, or -1 */
+    int64_t total;        /* of the whole call ('t' timeout), or -1 */
+    int retry;            /* the timer ends an accept back-off */
+    int done;             /* finished: the timer resumes the coroutine */
+    int64_t block;        /* 'b' timeout in ms for each wait, or -1 */
+} lsl_op;
+
+/* An async socket (userdata "socketloop.asocket"). */
+typedef struct lsl_sock {
+    net_sock *s;       /* NULL once closed */
+    lsl_loop *lp;      /* its loop */
+    int server;        /* listening */
+    double tm_block;   /* settimeout 'b', seconds, < 0 none */
+    double tm_total;   /* settimeout 't', seconds, < 0 none */
+    lsl_op op[2];      /* read side and write side */
+} lsl_sock;
+
+/* lcore.c */
+int lsl_can_yield(lua_State *L, lsl_loop *lp);
+int lsl_yield_op(lua_State *L);
+void lsl_resume(lsl_loop *lp, lua_State *co, int nargs);
+lsl_sock *lsl_push_sock(lua_State *L, lsl_loop *lp, net_sock *s, int server);
+int lsl_push_error(lua_State *L, int rc);
+const char *lsl_errstr(int rc);
+
+/* lsock.c */
+int luaopen_socketloop_asock(lua_State *L);
+int lsl_socket(lua_State *L);
+
+/* The module's only exported symbol. */
+__attribute__((visibility("default"))) int
+luaopen_socketloop_core(lua_State *L);
+
+#define LSL_SOCK "socketloop.asocket"
+#define LSL_LOOP "socketloop.loop"
+
+#endif

@@ -1,0 +1,148 @@
+-- socketloop: TCP sockets with coroutines, on the socketloop C runtime.
+-- The API of luapower socketloop; sockets behave as blocking LuaSocket
+-- TCP objects inside loop threads.  See README.md, "The Lua module".
+local core = require'socketloop.core'
+
+local unpack = unpack or table.unpack
+
+-- asocket -> the LuaSocket object it was made from (asocket.socket).
+local origin = setmetatable({}, {__mode = 'k'})
+-- asocket -> local address to bind before connecting (wrapped masters).
+local bound = setmetatable({}, {__mode = 'k'})
+
+local mt = core.asocket_mt
+local methods = mt.__index
+mt.__index = function(t, k)
+	local m = methods[k]
+	if m ~= nil then return m end
+	if k == 'socket' then return origin[t] end
+end
+
+local c_connect = methods.connect
+function methods:connect(host, port, lhost, lport)
+	local b = bound[self]
+	if b and not lhost then lhost, lport = b[1], b[2] end
+	return c_connect(self, host, port, lhost, lport)
+end
+
+local function new(coro)
+	local L = core.new()
+	local loop = {coro = coro}
+	local stopped = false
+	local pending = {}       -- errors of threads started by loop threads
+	local conns = setmetatable({}, {__mode = 'k'}) -- thread -> its client
+
+	local function spawn(f, ...)
+		if coro then
+			local t = coro.create(f)
+			local thread, err = L:newthread(function(...)
+				return coro.transfer(t, ...)
+			end, ...)
+			return t, err, thread
+		end
+		local thread, err = L:newthread(f, ...)
+		return thread, err, thread
+	end
+
+	-- Runs handler(...) at once, up to its first wait; returns the thread.
+	function loop.newthread(handler, ...)
+		local t, err = spawn(handler, ...)
+		if err ~= nil then error(err, 0) end
+		return t
+	end
+
+	local function failed(thread, err)
+		local c = conns[thread]
+		if c then
+			conns[thread] = nil
+			c:close()
+		end
+		if loop.onerror then
+			loop.onerror(err, thread)
+		else
+			error(err, 0)
+		end
+	end
+
+	-- One round: true while this loop's threads still wait.  A thread's
+	-- error is raised from here (or given to loop.onerror).
+	function loop.dispatch(timeout)
+		if #pending > 0 then
+			local p = table.remove(pending, 1)
+			failed(p[1], p[2])
+			return true
+		end
+		local more, thread, err = L:dispatch(timeout)
+		if thread ~= nil then failed(thread, err) end
+		return more
+	end
+	loop.step = loop.dispatch
+
+	function loop.start(timeout)
+		stopped = false
+		while not stopped and loop.dispatch(timeout) do end
+	end
+
+	function loop.stop()
+		stopped = true
+	end
+
+	-- Wraps a LuaSocket TCP object (or returns an asocket as it is).  The
+	-- descriptor moves to the asocket with whatever LuaSocket had read
+	-- ahead; the object stays as asocket.socket, without a descriptor.
+	function loop.wrap(skt)
+		if getmetatable(skt) == mt then return skt end
+		local class = tostring(skt):match'^tcp{(%a+)}'
+		assert(class, 'socketloop.wrap: a LuaSocket TCP object expected')
+		local fd = skt:getfd()
+		if class == 'master' then
+			local a = L:socket()
+			if fd >= 0 then
+				bound[a] = {skt:getsockname()}
+				skt:close()
+			end
+			origin[a] = skt
+			return a
+		end
+		local rest = ''
+		if skt:dirty() then
+			skt:settimeout(0)
+			local data, _, partial = skt:receive(2^30)
+			rest = data or partial or ''
+		end
+		local a, err = L:adopt(fd, class == 'server', rest)
+		if not a then return nil, err end
+		skt:setfd(-1)
+		origin[a] = skt
+		return a
+	end
+
+	function loop.connect(address, port, local_address, local_port)
+		return L:socket():connect(address, port, local_address, local_port)
+	end
+
+	function loop.newserver(host, port, handler)
+		local server = assert(L:listen(host or '*', port or 0, 16384))
+		local function serve(client) return handler(client) end
+		loop.newthread(function()
+			while true do
+				local client, err = server:accept()
+				if client then
+					local t, herr, thread = spawn(serve, client)
+					conns[thread] = client
+					if herr ~= nil then pending[#pending + 1] = {thread, herr} end
+				elseif err == 'closed' then
+					break
+				end
+			end
+		end)
+		return server
+	end
+
+	function loop.now() return core.now() end
+	function loop.poller() return core.poller() end
+	return loop
+end
+
+local M = new()
+return setmetatable(M, {__call = function(_, coro) return new(coro) end})
