@@ -398,6 +398,7 @@ int luaopen_socketloop_core(lua_State *L)
     static const luaL_Reg loop_methods[] = {
         {"newthread", l_newthread}, {"dispatch", l_dispatch},
         {"listen", l_listen},       {"socket", lsl_socket},
+        {"sleep", lsl_sleep},
         {"adopt", l_adopt},         {"count", l_count},
         {NULL, NULL}};
     static const luaL_Reg funcs[] = {{"new", l_new},

@@ -44,7 +44,7 @@ typedef struct lsl_loop {
 
 struct lsl_sock;
 
-enum { LSL_RECEIVE, LSL_SEND, LSL_ACCEPT, LSL_CONNECT };
+enum { LSL_RECEIVE, LSL_SEND, LSL_ACCEPT, LSL_CONNECT, LSL_SLEEP };
 
 /* A socket operation whose coroutine yielded. */
 typedef struct lsl_op {
@@ -95,6 +95,7 @@ const char *lsl_errstr(int rc);
 /* lsock.c */
 int luaopen_socketloop_asock(lua_State *L);
 int lsl_socket(lua_State *L);
+int lsl_sleep(lua_State *L);
 
 /* The module's only exported symbol. */
 __attribute__((visibility("default"))) int

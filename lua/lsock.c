@@ -41,10 +41,14 @@ static size_t progress(const lsl_op *op)
 }
 
 /* One attempt without waiting: 1 done (op->rc set), 0 would block on the
- * descriptor, 2 retry after op->backoff ms. */
+ * descriptor, 2 retry after op->backoff ms, 3 wait for the deadline. */
 static int try_step(lsl_op *op)
 {
     net_sock *s = op->a->s;
+    if (op->kind == LSL_SLEEP) {
+        op->rc = 0;
+        return gt_now() >= op->deadline ? 1 : 3;
+    }
     if (!s) {
         op->rc = NET_ECLOSED;
         return 1;
@@ -54,7 +58,8 @@ static int try_step(lsl_op *op)
     case LSL_RECEIVE: {
         size_t n = 0;
         if (op->pattern == NET_BYTES) {
-            if (op->buf.len >= op->want) return op->rc = 0, 1;
+            /* As LuaSocket: without a prefix even receive(0) reads. */
+            if (op->buf.len >= op->want && op->start) return op->rc = 0, 1;
             n = op->want - op->buf.len;
         }
         r = net_receive(s, op->pattern, n, &op->buf, 0);
@@ -132,6 +137,11 @@ static int push_results(lua_State *L, lsl_op *op)
         op->accepted = NULL;
         n = 1;
         break;
+    case LSL_SLEEP:
+        if (op->rc) return lsl_push_error(L, op->rc);
+        lua_pushboolean(L, 1);
+        n = 1;
+        break;
     default: /* LSL_CONNECT: the socket itself, truthy */
         if (op->rc) return lsl_push_error(L, op->rc);
         lua_rawgeti(L, LUA_REGISTRYINDEX, op->data_ref);
@@ -191,9 +201,9 @@ static void op_timer(gt__ctimer *t)
         }
         int n = push_results(co, op);
         lsl_resume(op->a->lp, co, n);
-    } else if (op->retry) {
+    } else if (op->retry || op->kind == LSL_SLEEP) {
         op->retry = 0;
-        step(op); /* the accept back-off is over */
+        step(op); /* the accept back-off, or a sleep, is over */
     } else {
         op->rc = -ETIMEDOUT;
         finish(op);
@@ -209,7 +219,7 @@ static int arm(lsl_op *op, int how)
     if (how == 0) {
         int rc = net__sock_watch(op->a->s, op->dir, &op->watch);
         if (rc < 0) return op->rc = rc, rc;
-    } else {
+    } else if (how == 2) {
         int64_t b = gt_now() + op->backoff;
         if (until < 0 || b < until) until = b, op->retry = 1;
     }
@@ -230,7 +240,9 @@ static int run_parked(lua_State *L, lsl_op *op)
             op->rc = -ETIMEDOUT;
             break;
         }
-        if (r == 2) {
+        if (r == 3) {
+            rc = gt_sleep(op->deadline);
+        } else if (r == 2) {
             int64_t until = gt_now() + op->backoff;
             if (op->deadline >= 0 && op->deadline < until) until = op->deadline;
             rc = gt_sleep(until);
@@ -256,7 +268,7 @@ static int do_op(lua_State *L, lsl_op *op)
     int r = try_step(op);
     if (r == 1) return push_results(L, op);
     if (op->deadline >= 0 && gt_now() >= op->deadline) { /* timeout 0 */
-        op->rc = -ETIMEDOUT;
+        op->rc = op->kind == LSL_SLEEP ? 0 : -ETIMEDOUT;
         return push_results(L, op);
     }
     if (lsl_can_yield(L, op->a->lp)) {
@@ -326,7 +338,7 @@ static int m_receive(lua_State *L)
         op->buf.len = op->buf.cap = plen;
     }
     op->start = plen;
-    op->want = plen + n;
+    op->want = n > plen ? n : plen; /* n counts the prefix, as in LuaSocket */
     return do_op(L, op);
 }
 
@@ -427,6 +439,34 @@ static int m_connect(lua_State *L)
     release(L, op);
     return luaL_error(L, "socketloop: connect would block outside a loop "
                          "thread, or where the coroutine cannot yield");
+}
+
+/* loop:sleep(seconds) -> true: lets the loop run meanwhile. */
+int lsl_sleep(lua_State *L)
+{
+    lsl_loop *lp = luaL_checkudata(L, 1, LSL_LOOP);
+    double t = luaL_checknumber(L, 2);
+    lsl_sock *a = lsl_push_sock(L, lp, NULL, 0);
+    lsl_op *op = &a->op[0];
+    op->kind = LSL_SLEEP;
+    op->active = 1;
+    op->rc = 0;
+    op->block = -1;
+    op->total = op->deadline = gt_now() + (t > 0 ? ms(t) : 0);
+    if (gt_now() >= op->deadline) return push_results(L, op);
+    if (lsl_can_yield(L, lp)) {
+        op->co = L;
+        lua_pushvalue(L, -1); /* keep the op's memory alive */
+        op->data_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+        arm(op, 3);
+        return lsl_yield_op(L);
+    }
+    if (LSL_CAN_PARK && gt__S.current) {
+        op->rc = gt_sleep(op->deadline);
+        return push_results(L, op);
+    }
+    release(L, op);
+    return luaL_error(L, "socketloop: sleep cannot block here");
 }
 
 /* loop:socket() -> an unconnected asocket, for connect. */

@@ -139,6 +139,8 @@ local function new(coro)
 		return server
 	end
 
+	-- Parks the calling loop thread for `seconds`.
+	function loop.sleep(seconds) return L:sleep(seconds) end
 	function loop.now() return core.now() end
 	function loop.poller() return core.poller() end
 	return loop

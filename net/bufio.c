@@ -89,6 +89,10 @@ static ssize_t line(net_sock *s, net_buf *out, int64_t deadline)
 static ssize_t bytes(net_sock *s, size_t n, net_buf *out, int64_t deadline)
 {
     size_t got = 0;
+    if (!n && !s->rlen) { /* wait for data, and keep it buffered */
+        ssize_t r = fill(s, deadline);
+        return r <= 0 ? (r ? r : NET_ECLOSED) : 0;
+    }
     if (reserve(out, n) < 0) return -ENOMEM;
     while (got < n) {
         if (s->rlen) {

@@ -119,7 +119,7 @@ GT_API void net_buf_free(net_buf *b);
 
 #define NET_LINE 1  /* up to LF; the LF and every CR dropped */
 #define NET_ALL 2   /* until the peer closes */
-#define NET_BYTES 3 /* exactly n bytes */
+#define NET_BYTES 3 /* exactly n bytes; n = 0 waits for data, keeps it */
 /* Returns the number of bytes this call appended.  NET_ALL ends with
  * success when the peer closes; NET_LINE and NET_BYTES then fail with
  * NET_ECLOSED.  A line longer than the socket's limit fails with
