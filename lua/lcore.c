@@ -7,6 +7,10 @@
 #include <string.h>
 
 static char MARKER;      /* yielded by socket calls: "resume me with results" */
+static __thread lua_State *top;
+
+lua_State *lsl_top(void) { return top; }
+void lsl_set_top(lua_State *co) { top = co; }
 static char PASSTHROUGH; /* registry key: coroutines whose yields reach us */
 
 #if LUA_VERSION_NUM < 502
@@ -143,7 +147,10 @@ static void thread_ended(lsl_loop *lp, lua_State *co)
 
 static void resume_now(lsl_loop *lp, lua_State *co, int nargs)
 {
+    lua_State *outer = top;
+    top = co;
     int nres = 0, st = resume(co, nargs, &nres);
+    top = outer;
     if (st == LUA_YIELD) {
         if (nres == 1 && lua_touserdata(co, -1) == &MARKER) {
             lua_pop(co, 1); /* waiting in a socket call */
@@ -210,7 +217,9 @@ static void run_first(lsl_loop *lp, lua_State *co, int nargs)
     resume_now(lp, co, nargs);
 #else
     int64_t id = spawn_runner(lp, co, nargs);
+    lua_State *outer = top;
     if (id > 0) gt__run_first(gt__find(gt__get(), id));
+    top = outer;
 #endif
 }
 

@@ -85,6 +85,12 @@ typedef struct lsl_sock {
 } lsl_sock;
 
 /* lcore.c */
+/* The loop thread whose Lua code runs now on this OS thread: a waiting
+ * coroutine is resumed through it, since a socketloop.coro thread's yield
+ * reaches the loop through its loop thread's trampoline.  Code that
+ * switches green threads under Lua saves and restores it. */
+lua_State *lsl_top(void);
+void lsl_set_top(lua_State *co);
 int lsl_can_yield(lua_State *L, lsl_loop *lp);
 int lsl_yield_op(lua_State *L);
 void lsl_resume(lsl_loop *lp, lua_State *co, int nargs);

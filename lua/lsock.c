@@ -231,6 +231,7 @@ static int arm(lsl_op *op, int how)
 static int run_parked(lua_State *L, lsl_op *op)
 {
     net_sock *s = op->a->s;
+    lua_State *me = lsl_top();
     s->refs++; /* a close by another coroutine must not free it */
     for (;;) {
         size_t before = progress(op);
@@ -256,6 +257,7 @@ static int run_parked(lua_State *L, lsl_op *op)
         if (progress(op) != before) start_wait(op);
     }
     net__unref(s);
+    lsl_set_top(me);
     return push_results(L, op);
 }
 
@@ -272,7 +274,7 @@ static int do_op(lua_State *L, lsl_op *op)
         return push_results(L, op);
     }
     if (lsl_can_yield(L, op->a->lp)) {
-        op->co = L;
+        op->co = lsl_top();
         if (arm(op, r) < 0) return push_results(L, op);
         return lsl_yield_op(L);
     }
@@ -425,12 +427,14 @@ static int m_connect(lua_State *L)
             op->rc = (int)id;
             return push_results(L, op);
         }
-        op->co = L;
+        op->co = lsl_top();
         return lsl_yield_op(L);
     }
     if (LSL_CAN_PARK && gt__S.current) {
         net_sock *s = NULL;
+        lua_State *me = lsl_top();
         op->rc = net_connect(&s, host, port, lhost, lport, op->deadline);
+        lsl_set_top(me);
         if (!op->rc && !a->s) a->s = s;
         else if (!op->rc) net_close(s); /* closed meanwhile */
         return push_results(L, op);
@@ -455,14 +459,16 @@ int lsl_sleep(lua_State *L)
     op->total = op->deadline = gt_now() + (t > 0 ? ms(t) : 0);
     if (gt_now() >= op->deadline) return push_results(L, op);
     if (lsl_can_yield(L, lp)) {
-        op->co = L;
+        op->co = lsl_top();
         lua_pushvalue(L, -1); /* keep the op's memory alive */
         op->data_ref = luaL_ref(L, LUA_REGISTRYINDEX);
         arm(op, 3);
         return lsl_yield_op(L);
     }
     if (LSL_CAN_PARK && gt__S.current) {
+        lua_State *me = lsl_top();
         op->rc = gt_sleep(op->deadline);
+        lsl_set_top(me);
         return push_results(L, op);
     }
     release(L, op);

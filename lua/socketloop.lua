@@ -34,7 +34,7 @@ local function new(coro)
 
 	local function spawn(f, ...)
 		if coro then
-			local t = coro.create(f)
+			local t = coro.create(f, coro.main) -- ends into its loop thread
 			local thread, err = L:newthread(function(...)
 				return coro.transfer(t, ...)
 			end, ...)

@@ -9,8 +9,14 @@ local function pack(...) return {n = select('#', ...), ...} end
 local coro = {}
 local MAIN = {}          -- the code that is not a coro thread
 local TRANSFER = {}      -- yielded by transfer from inside a coro thread
-local current            -- the running coro thread, nil outside
 local returns = setmetatable({}, {__mode = 'k'}) -- where a thread ends up
+
+-- The running coro thread, or nil.  Asked of the VM each time, not kept in
+-- a variable: loop threads interleave, each with its own trampoline.
+local function current()
+	local co = coroutine.running()
+	if co and returns[co] then return co end
+end
 local resumers = setmetatable({}, {__mode = 'k'}) -- for resume/yield
 
 coro.main = MAIN
@@ -20,17 +26,18 @@ coro.main = MAIN
 function coro.create(f, ret)
 	local t = coroutine.create(f)
 	core.passthrough(t)
-	returns[t] = ret or current or MAIN
+	returns[t] = ret or current() or MAIN
 	return t
 end
 
 function coro.running()
-	if current then return current, false end
+	local c = current()
+	if c then return c, false end
 	return MAIN, true
 end
 
 function coro.status(t)
-	if t == MAIN then return current and 'normal' or 'running' end
+	if t == MAIN then return current() and 'normal' or 'running' end
 	return coroutine.status(t)
 end
 
@@ -38,9 +45,7 @@ end
 local function run(t, ...)
 	local args = pack(...)
 	while true do
-		current = t
 		local r = pack(coroutine.resume(t, unpack(args, 1, args.n)))
-		current = nil
 		if not r[1] then
 			error(debug.traceback(t, tostring(r[2])), 0)
 		end
@@ -58,21 +63,22 @@ local function run(t, ...)
 end
 
 function coro.transfer(t, ...)
-	assert(t ~= current, 'coro.transfer: a thread cannot transfer to itself')
-	if current then return coroutine.yield(TRANSFER, t, ...) end
+	local c = current()
+	assert(t ~= c, 'coro.transfer: a thread cannot transfer to itself')
+	if c then return coroutine.yield(TRANSFER, t, ...) end
 	if t == MAIN then return ... end
 	return run(t, ...)
 end
 
 -- Asymmetric use: resume runs t until it yields (or ends).
 function coro.resume(t, ...)
-	resumers[t] = current or MAIN
-	returns[t] = current or MAIN
+	resumers[t] = current() or MAIN
+	returns[t] = current() or MAIN
 	return pcall(coro.transfer, t, ...)
 end
 
 function coro.yield(...)
-	local to = resumers[current]
+	local to = resumers[current()]
 	assert(to, 'coro.yield: not inside coro.resume')
 	return coro.transfer(to, ...)
 end
