@@ -375,15 +375,10 @@ static int l_adopt(lua_State *L)
     net_sock *s;
     int rc = net_wrap(&s, fd);
     if (rc < 0) return lsl_push_error(L, rc);
-    if (n) {
-        if (!(s->rbuf = malloc(n))) {
-            s->w.fd = -1; /* the descriptor stays the caller's */
-            net_close(s);
-            return lsl_push_error(L, -ENOMEM);
-        }
-        memcpy(s->rbuf, pending, n);
-        s->rpos = 0;
-        s->rlen = n;
+    if ((rc = net__unread(s, pending, n)) < 0) {
+        s->w.fd = -1; /* the descriptor stays the caller's */
+        net_close(s);
+        return lsl_push_error(L, rc);
     }
     lsl_push_sock(L, lp, s, server);
     return 1;

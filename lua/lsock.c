@@ -132,18 +132,27 @@ static int push_results(lua_State *L, lsl_op *op)
         }
         break;
     case LSL_ACCEPT:
-        if (op->rc) return lsl_push_error(L, op->rc);
+        if (op->rc) {
+            n = lsl_push_error(L, op->rc);
+            break;
+        }
         lsl_push_sock(L, op->a->lp, op->accepted, 0);
         op->accepted = NULL;
         n = 1;
         break;
     case LSL_SLEEP:
-        if (op->rc) return lsl_push_error(L, op->rc);
+        if (op->rc) {
+            n = lsl_push_error(L, op->rc);
+            break;
+        }
         lua_pushboolean(L, 1);
         n = 1;
         break;
     default: /* LSL_CONNECT: the socket itself, truthy */
-        if (op->rc) return lsl_push_error(L, op->rc);
+        if (op->rc) {
+            n = lsl_push_error(L, op->rc);
+            break;
+        }
         lua_rawgeti(L, LUA_REGISTRYINDEX, op->data_ref);
         n = 1;
     }

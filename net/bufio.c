@@ -18,6 +18,20 @@ void net_buf_free(net_buf *b)
     b->len = b->cap = 0;
 }
 
+int net__unread(net_sock *s, const char *data, size_t n)
+{
+    if (!n) return 0;
+    if (s->rlen) return -EBUSY;
+    /* fill() reads NET__RBUF bytes into the buffer once these are gone. */
+    char *p = realloc(s->rbuf, n > NET__RBUF ? n : NET__RBUF);
+    if (!p) return -ENOMEM;
+    memcpy(p, data, n);
+    s->rbuf = p;
+    s->rpos = 0;
+    s->rlen = n;
+    return 0;
+}
+
 static int reserve(net_buf *b, size_t extra)
 {
     if (b->cap - b->len >= extra) return 0;

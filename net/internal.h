@@ -97,6 +97,9 @@ void net__fire(net__waitable *w, int dir, int rc);
 /* Every operation that can park holds a reference on its socket; the
  * owner's is dropped by net_close.  The last one closes the descriptor. */
 void net__unref(net_sock *s);
+/* Puts bytes read by a previous owner of the descriptor in front of the
+ * socket's buffer, which must be empty. */
+int net__unread(net_sock *s, const char *data, size_t n);
 /* Reads into buf from the socket's buffer first, then the descriptor. */
 ssize_t net__read(net_sock *s, void *buf, size_t n, int64_t deadline);
 
