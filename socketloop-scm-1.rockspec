@@ -31,11 +31,4 @@ build = {
 			libraries = {"pthread"},
 		},
 	},
-	platforms = {
-		linux = {modules = {["socketloop.core"] = {
-			sources = c,
-			incdirs = {"include", "net", "runtime", "lua"},
-			libraries = {"pthread"},
-		}}},
-	},
 }

@@ -62,6 +62,7 @@ typedef struct lsl_op {
     int data_ref;         /* its registry anchor */
     size_t i, j, pos;     /* send: 0-based range [i, j) and progress */
     size_t start;         /* receive: length of the prefix */
+    int less_ok;          /* receive(n, prefix, true): whatever came */
     net_sock *accepted;   /* accept: the new connection */
     int64_t backoff;      /* accept: pause when out of descriptors, ms */
     int rc;               /* the result, once done */

@@ -57,6 +57,22 @@ static int try_step(lsl_op *op)
     switch (op->kind) {
     case LSL_RECEIVE: {
         size_t n = 0;
+        if (op->pattern == NET_BYTES && op->less_ok && op->want > op->buf.len) {
+            /* The original's receive(n, prefix, less_is_ok): up to n
+             * bytes, as soon as any have come. */
+            size_t k = op->want - op->buf.len;
+            if (op->buf.cap < op->want) {
+                char *d = realloc(op->buf.data, op->want);
+                if (!d) return op->rc = -ENOMEM, 1;
+                op->buf.data = d;
+                op->buf.cap = op->want;
+            }
+            r = net__read(s, op->buf.data + op->buf.len, k, 0);
+            if (r == -ETIMEDOUT) return 0;
+            if (r > 0) op->buf.len += (size_t)r;
+            op->rc = r > 0 ? 0 : r ? (int)r : NET_ECLOSED;
+            return 1;
+        }
         if (op->pattern == NET_BYTES) {
             /* As LuaSocket: without a prefix even receive(0) reads. */
             if (op->buf.len >= op->want && op->start) return op->rc = 0, 1;
@@ -349,6 +365,7 @@ static int m_receive(lua_State *L)
         op->buf.len = op->buf.cap = plen;
     }
     op->start = plen;
+    op->less_ok = pattern == NET_BYTES && lua_toboolean(L, 4);
     op->want = n > plen ? n : plen; /* n counts the prefix, as in LuaSocket */
     return do_op(L, op);
 }

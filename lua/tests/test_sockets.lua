@@ -35,6 +35,9 @@ H.pair(loop, function(a, b)
 	check(a:send('') == 0)
 	check(a:send('xyz', -2) == 3)
 	check(b:receive(2) == 'yz')
+	-- the original's receive(n, prefix, less_is_ok): what has come
+	check(a:send'xy' == 2)
+	check(b:receive(10, 'p', true) == 'pxy')
 
 	-- two readers: the second gets an error at once, the first still works
 	local got
@@ -64,7 +67,7 @@ H.pair(loop, function(a, b)
 
 	-- getstats counts bytes
 	local rcv, snt, age = a:getstats()
-	check(snt == 14 and rcv == 0 and age >= 0, snt)
+	check(snt == 16 and rcv == 0 and age >= 0, snt)
 
 	-- close while another thread reads: the reader wakes with 'closed'
 	local res
