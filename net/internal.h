@@ -10,6 +10,7 @@
 #include "socketloop/net.h"
 
 #define NET__EDGE 4 /* with NET_IN/NET_OUT: report changes only */
+#define NET__HUP 8  /* in events: the peer has shut down or failed */
 
 /* A callback waiter on a socket, for code that waits without a green
  * thread (the Lua module's yielded coroutines).  fn runs in the loop, on
@@ -26,6 +27,9 @@ typedef struct net__waitable {
     int slot;              /* index in the poll and select tables */
     gt__thread *waiter[2]; /* parked reader [0] and writer [1] */
     net__watch *watch[2];  /* or callback waiters, sockets only */
+    int dry[2];            /* the last read drained it, the last write
+                              filled it: wait for an event first */
+    int hup;               /* NET__HUP seen: reads end, never park */
     void (*on_event)(struct net__waitable *w, int events); /* NULL: wake */
 } net__waitable;
 

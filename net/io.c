@@ -1,5 +1,13 @@
 /* Reading and writing: try the system call, park on EAGAIN, try again.
- * Errors come back on the call that met them; EINTR is retried. */
+ * Errors come back on the call that met them; EINTR is retried.
+ *
+ * A read that returns less than asked for has drained the socket, and a
+ * write that takes less has filled it: the next call then parks first
+ * instead of making a system call that can only say EAGAIN.  The poller's
+ * next event for that direction clears the mark.  Epoll reports every new
+ * arrival even edge-triggered, so nothing is missed; a peer's shutdown may
+ * already have been reported with the data, so reads never rely on the
+ * mark after a hang-up. */
 #include "internal.h"
 
 #include <errno.h>
@@ -17,13 +25,19 @@ ssize_t net__read(net_sock *s, void *buf, size_t n, int64_t deadline)
         return (ssize_t)k;
     }
     for (;;) {
-        ssize_t r = recv(s->w.fd, buf, n, 0);
-        if (r >= 0) {
-            s->in += (uint64_t)r;
-            return r;
+        if (!s->w.dry[0]) {
+            ssize_t r = recv(s->w.fd, buf, n, 0);
+            if (r >= 0) {
+                s->in += (uint64_t)r;
+                /* Not after a hang-up: the end of stream comes with no
+                 * event of its own once that one is spent. */
+                if (r > 0 && (size_t)r < n && !s->w.hup) s->w.dry[0] = 1;
+                return r;
+            }
+            if (errno == EINTR) continue;
+            if (errno != EAGAIN && errno != EWOULDBLOCK) return -errno;
+            s->w.dry[0] = 1;
         }
-        if (errno == EINTR) continue;
-        if (errno != EAGAIN && errno != EWOULDBLOCK) return -errno;
         int rc = net__sock_wait(s, 0, deadline);
         if (rc < 0) return rc;
     }
@@ -50,17 +64,21 @@ ssize_t net_send(net_sock *s, const void *buf, size_t n, size_t *sent,
             rc = NET_ECLOSED;
             break;
         }
-        ssize_t r =
-            send(s->w.fd, (const char *)buf + done, n - done, MSG_NOSIGNAL);
-        if (r >= 0) {
-            done += (size_t)r;
-            s->out += (uint64_t)r;
-            continue;
-        }
-        if (errno == EINTR) continue;
-        if (errno != EAGAIN && errno != EWOULDBLOCK) {
-            rc = -errno;
-            break;
+        if (!s->w.dry[1]) {
+            ssize_t r = send(s->w.fd, (const char *)buf + done, n - done,
+                             MSG_NOSIGNAL);
+            if (r >= 0) {
+                if ((size_t)r < n - done) s->w.dry[1] = 1;
+                done += (size_t)r;
+                s->out += (uint64_t)r;
+                continue;
+            }
+            if (errno == EINTR) continue;
+            if (errno != EAGAIN && errno != EWOULDBLOCK) {
+                rc = -errno;
+                break;
+            }
+            s->w.dry[1] = 1;
         }
         if ((rc = net__sock_wait(s, 1, deadline)) < 0) break;
     }

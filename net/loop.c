@@ -35,8 +35,10 @@ static void make_exit_key(void)
 
 static void wake(net__waitable *w, int events)
 {
+    if (events & NET__HUP) w->hup = 1;
     for (int dir = 0; dir < 2; dir++) {
         if (!(events & (dir ? NET_OUT : NET_IN))) continue;
+        w->dry[dir] = 0;
         if (w->waiter[dir])
             gt__wake(w->waiter[dir], 0);
         else if (w->watch[dir])
@@ -154,7 +156,7 @@ int net_wait(int fd, int events, int64_t deadline)
         (events & ~(NET_IN | NET_OUT)))
         return -EINVAL;
     if (!gt__S.current) return -EPERM;
-    foreign f = {{fd, -1, {NULL, NULL}, {NULL, NULL}, foreign_event}, 0};
+    foreign f = {{fd, -1, {NULL, NULL}, {NULL, NULL}, {0, 0}, 0, foreign_event}, 0};
     rc = L->be->add(L->p, &f.w, events);
     if (rc < 0) return rc;
     /* Both slots name this thread, whichever direction fires. */

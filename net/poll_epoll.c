@@ -71,6 +71,7 @@ static int wait_events(net__poller *p, int timeout_ms, net__event *out, int max)
         if (e & (EPOLLIN | EPOLLRDHUP)) out[i].events |= NET_IN;
         if (e & EPOLLOUT) out[i].events |= NET_OUT;
         if (e & (EPOLLERR | EPOLLHUP)) out[i].events |= NET_IN | NET_OUT;
+        if (e & (EPOLLRDHUP | EPOLLERR | EPOLLHUP)) out[i].events |= NET__HUP;
     }
     return n;
 }
