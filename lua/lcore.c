@@ -93,6 +93,7 @@ int lsl_can_yield(lua_State *L, lsl_loop *lp)
 {
 #if LSL_HAS_ISYIELDABLE
     if (!lua_isyieldable(L)) return 0;
+    if (L == top) return 1; /* the loop thread being run */
     return marked(L, lp->threads_ref, NULL) ||
            marked(L, LUA_NOREF, &PASSTHROUGH);
 #else

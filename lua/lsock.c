@@ -60,16 +60,21 @@ static int try_step(lsl_op *op)
         if (op->pattern == NET_BYTES && op->less_ok && op->want > op->buf.len) {
             /* The original's receive(n, prefix, less_is_ok): up to n
              * bytes, as soon as any have come. */
+            /* Read into scratch space, so that a connection waiting
+             * here holds no buffer of its own. */
+            static __thread char scratch[16384];
             size_t k = op->want - op->buf.len;
-            if (op->buf.cap < op->want) {
-                char *d = realloc(op->buf.data, op->want);
-                if (!d) return op->rc = -ENOMEM, 1;
-                op->buf.data = d;
-                op->buf.cap = op->want;
-            }
-            r = net__read(s, op->buf.data + op->buf.len, k, 0);
+            r = net__read(s, scratch, k < sizeof scratch ? k : sizeof scratch,
+                          0);
             if (r == -ETIMEDOUT) return 0;
-            if (r > 0) op->buf.len += (size_t)r;
+            if (r > 0) {
+                char *d = realloc(op->buf.data, op->buf.len + (size_t)r);
+                if (!d) return op->rc = -ENOMEM, 1;
+                memcpy(d + op->buf.len, scratch, (size_t)r);
+                op->buf.data = d;
+                op->buf.len += (size_t)r;
+                op->buf.cap = op->buf.len;
+            }
             op->rc = r > 0 ? 0 : r ? (int)r : NET_ECLOSED;
             return 1;
         }
@@ -178,13 +183,34 @@ static int push_results(lua_State *L, lsl_op *op)
 
 static void op_timer(gt__ctimer *t);
 
-/* The op is over: resume its coroutine from the loop, never from inside
- * whatever call finished it (a close by another coroutine, say). */
+static void resume_op(lsl_op *op)
+{
+    lua_State *co = op->co;
+    if (lua_status(co) != LUA_YIELD) { /* it died meanwhile */
+        if (op->accepted) net_close(op->accepted);
+        op->accepted = NULL;
+        release(co, op);
+        return;
+    }
+    int n = push_results(co, op);
+    lsl_resume(op->a->lp, co, n);
+}
+
+/* The op is over: resume its coroutine.  On PUC Lua that only queues a
+ * runner green thread, so it may happen here, whoever finished the op (a
+ * close by another coroutine, say).  LuaJIT runs Lua on the loop's stack
+ * only: there the loop's timer does it, never a green thread or a call
+ * in progress. */
 static void finish(lsl_op *op)
 {
     if (op->a->s) net__sock_unwatch(op->a->s, op->dir);
+    gt__ctimer_stop(&op->timer);
+#if defined(LSL_LUAJIT)
     op->done = 1;
     gt__ctimer_start(&op->timer, 0);
+#else
+    resume_op(op);
+#endif
 }
 
 static int arm(lsl_op *op, int how);
@@ -216,16 +242,8 @@ static void op_ready(net__watch *w, int rc)
 static void op_timer(gt__ctimer *t)
 {
     lsl_op *op = GT__CONTAINER(t, lsl_op, timer);
-    if (op->done) { /* resume the coroutine with the results */
-        lua_State *co = op->co;
-        if (lua_status(co) != LUA_YIELD) { /* it died meanwhile */
-            if (op->accepted) net_close(op->accepted);
-            op->accepted = NULL;
-            release(co, op);
-            return;
-        }
-        int n = push_results(co, op);
-        lsl_resume(op->a->lp, co, n);
+    if (op->done) {
+        resume_op(op);
     } else if (op->retry || op->kind == LSL_SLEEP) {
         op->retry = 0;
         step(op); /* the accept back-off, or a sleep, is over */
@@ -300,6 +318,10 @@ static int do_op(lua_State *L, lsl_op *op)
     }
     if (lsl_can_yield(L, op->a->lp)) {
         op->co = lsl_top();
+        if (op->kind == LSL_SEND) { /* the string must outlive the yield */
+            lua_pushvalue(L, 2);
+            op->data_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+        }
         if (arm(op, r) < 0) return push_results(L, op);
         return lsl_yield_op(L);
     }
@@ -392,8 +414,6 @@ static int m_send(lua_State *L)
     op->i = (size_t)(i - 1);
     op->j = j < i ? (size_t)(i - 1) : (size_t)j;
     op->pos = op->i;
-    lua_pushvalue(L, 2);
-    op->data_ref = luaL_ref(L, LUA_REGISTRYINDEX);
     return do_op(L, op);
 }
 

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The echo benchmark matrix: socketloop-echo against a hand-written epoll
 # echo server (echo-epoll-ref, the floor) and a libuv one (echo-libuv-ref),
-# all measured in the same run.
+# and the Lua module's echo server (socketloop-lua: tools/echo.lua on
+# lua5.4) against luv's (luv-ref: tools/echo-luv.lua on lua5.4), all
+# measured in the same run.
 #
 #   tools/net/echo-matrix.sh [--json] [BUILD_DIR]      (default BUILD_DIR: build)
 #
@@ -23,7 +25,8 @@
 # 0.5), CONNS (default "1 100 1000 10000"), SIZE (default 64).
 # Needs taskset (util-linux) and two CPUs; it installs nothing.  Without
 # libuv (Debian: libuv1-dev) echo-libuv-ref is not built and its rows are
-# left out.  Every process it starts is stopped on exit.
+# left out; likewise the Lua rows without lua5.4, the built Lua module, or
+# luv (Debian: lua-luv).  Every process it starts is stopped on exit.
 set -u
 
 usage() { sed -n '2,/^set -u/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit "${1:-0}"; }
@@ -65,6 +68,13 @@ if [ -x "$bin/echo-libuv-ref" ]; then
 else
     say "note: echo-libuv-ref not built (libuv not found by pkg-config; Debian: libuv1-dev, then re-run cmake): its rows are left out"
 fi
+lua_env=(env "LUA_PATH=$build/lua/5.4/?.lua;;" "LUA_CPATH=$build/lua/5.4/?.so;;")
+if command -v lua5.4 >/dev/null && [ -f "$build/lua/5.4/socketloop/core.so" ] &&
+    lua5.4 -e 'require"luv"' 2>/dev/null; then
+    servers+=(socketloop-lua luv-ref)
+else
+    say "note: lua5.4, the Lua module (build/lua/5.4) or luv (Debian: lua-luv) is missing: the Lua rows are left out"
+fi
 
 # --- Processes, and their cleanup -------------------------------------------
 tmp=$(mktemp -d /tmp/echo-matrix.XXXXXX)
@@ -102,7 +112,13 @@ stop() { # stops one process we started, politely first
 SPID= SPORT=
 start_server() { # name: starts it on CPU 0 with a free port
     : >"$tmp/srv.out"
-    taskset -c 0 "$bin/$1" -p 0 >"$tmp/srv.out" 2>"$tmp/srv.err" &
+    local cmd
+    case $1 in
+    socketloop-lua) cmd=("${lua_env[@]}" lua5.4 "$root/tools/echo.lua" 0) ;;
+    luv-ref) cmd=(lua5.4 "$root/tools/echo-luv.lua" 0) ;;
+    *) cmd=("$bin/$1" -p 0) ;;
+    esac
+    taskset -c 0 "${cmd[@]}" >"$tmp/srv.out" 2>"$tmp/srv.err" &
     SPID=$!
     pids+=("$SPID")
     for _ in $(seq 100); do
