@@ -15,6 +15,9 @@
 #ifdef GT__VALGRIND
 #include <valgrind/valgrind.h>
 #endif
+#ifdef GT__ASAN
+#include <sanitizer/asan_interface.h>
+#endif
 
 #define GT__POOL_MAX 4096
 
@@ -90,6 +93,11 @@ static size_t map_size_of(size_t size, int flags)
 
 static void unmap(char *map, size_t map_size, unsigned vg_id)
 {
+#ifdef GT__ASAN
+    /* Whatever maps these pages next must not inherit the poison of our
+     * frames in ASan's shadow. */
+    __asan_unpoison_memory_region(map, map_size);
+#endif
 #ifdef GT__VALGRIND
     VALGRIND_STACK_DEREGISTER(vg_id);
 #else
