@@ -57,6 +57,9 @@ static int try_step(lsl_op *op)
     switch (op->kind) {
     case LSL_RECEIVE: {
         size_t n = 0;
+        /* Drained by the last read, and the poller will say when more
+         * comes: the read could only say EAGAIN. */
+        if (s->w.dry[0] && s->registered && !s->rlen) return 0;
         if (op->pattern == NET_BYTES && op->less_ok && op->want > op->buf.len) {
             /* The original's receive(n, prefix, less_is_ok): up to n
              * bytes, as soon as any have come. */
@@ -93,6 +96,7 @@ static int try_step(lsl_op *op)
     }
     case LSL_SEND: {
         size_t sent = 0;
+        if (s->w.dry[1] && s->registered) return 0; /* full, as above */
         r = net_send(s, op->data + op->pos, op->j - op->pos, &sent, 0);
         op->pos += sent;
         if (r == -ETIMEDOUT) return 0;

@@ -154,8 +154,9 @@ ssize_t net_receive(net_sock *s, int pattern, size_t n, net_buf *out,
         rc = bytes(s, n, out, deadline);
     else
         rc = all(s, out, deadline);
-    /* An idle connection keeps no read-ahead buffer. */
-    if (!s->rlen && s->rbuf) {
+    /* An idle connection keeps no read-ahead buffer (unless a reader is
+     * parked filling it: this call may be a second reader, refused). */
+    if (!s->rlen && s->rbuf && !s->w.waiter[0] && !s->w.watch[0]) {
         free(s->rbuf);
         s->rbuf = NULL;
     }

@@ -107,9 +107,12 @@ int net__unread(net_sock *s, const char *data, size_t n);
 /* Reads into buf from the socket's buffer first, then the descriptor. */
 ssize_t net__read(net_sock *s, void *buf, size_t n, int64_t deadline);
 
-/* Resolves host:port (host NULL: the wildcard address when passive) into
- * a list to free with freeaddrinfo. */
-int net__resolve(net__loop *L, const char *host, int port, int passive,
+/* Resolves host:port into a list to free with freeaddrinfo.  `use` says
+ * what for: NET__PEER (connect to it), NET__LISTEN (host NULL: every IPv4
+ * address), NET__LOCAL (the local end of a connect; host NULL: the
+ * wildcard of every family). */
+enum { NET__PEER, NET__LISTEN, NET__LOCAL };
+int net__resolve(net__loop *L, const char *host, int port, int use,
                  struct addrinfo **out, int64_t deadline);
 void net__resolver_free(net__loop *L);
 

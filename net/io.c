@@ -14,6 +14,14 @@
 #include <string.h>
 #include <sys/socket.h>
 
+/* Skip the system call?  Only when it would park anyway: in a green
+ * thread, with time to wait, on a socket the poller watches (whose next
+ * event clears the mark).  A try-once call always tries. */
+static int dry_now(const net_sock *s, int dir, int64_t deadline)
+{
+    return s->w.dry[dir] && s->registered && deadline != 0 && gt__S.current;
+}
+
 ssize_t net__read(net_sock *s, void *buf, size_t n, int64_t deadline)
 {
     if (s->closed) return NET_ECLOSED;
@@ -25,7 +33,7 @@ ssize_t net__read(net_sock *s, void *buf, size_t n, int64_t deadline)
         return (ssize_t)k;
     }
     for (;;) {
-        if (!s->w.dry[0]) {
+        if (!dry_now(s, 0, deadline)) {
             ssize_t r = recv(s->w.fd, buf, n, 0);
             if (r >= 0) {
                 s->in += (uint64_t)r;
@@ -64,7 +72,7 @@ ssize_t net_send(net_sock *s, const void *buf, size_t n, size_t *sent,
             rc = NET_ECLOSED;
             break;
         }
-        if (!s->w.dry[1]) {
+        if (!dry_now(s, 1, deadline)) {
             ssize_t r = send(s->w.fd, (const char *)buf + done, n - done,
                              MSG_NOSIGNAL);
             if (r >= 0) {

@@ -239,16 +239,16 @@ static int lookup_parked(net__loop *L, lookup *l, struct addrinfo **out,
     return rc;
 }
 
-int net__resolve(net__loop *L, const char *host, int port, int passive,
+int net__resolve(net__loop *L, const char *host, int port, int use,
                  struct addrinfo **out, int64_t deadline)
 {
     struct addrinfo hints;
     memset(&hints, 0, sizeof hints);
     hints.ai_socktype = SOCK_STREAM;
-    /* The wildcard means every IPv4 address, as in LuaSocket. */
-    hints.ai_family = passive && !host ? AF_INET : AF_UNSPEC;
-    hints.ai_flags =
-        AI_NUMERICSERV | AI_NUMERICHOST | (passive ? AI_PASSIVE : 0);
+    /* A listener's wildcard means every IPv4 address, as in LuaSocket. */
+    hints.ai_family = use == NET__LISTEN && !host ? AF_INET : AF_UNSPEC;
+    hints.ai_flags = AI_NUMERICSERV | AI_NUMERICHOST |
+                     (use != NET__PEER ? AI_PASSIVE : 0);
     char service[8];
     snprintf(service, sizeof service, "%d", port);
 

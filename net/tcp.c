@@ -59,9 +59,11 @@ int net_connect(net_sock **out, const char *host, int port,
     if (!L) return rc;
     if (!gt__S.current) return -EPERM;
     struct addrinfo *res, *local = NULL;
-    if ((rc = net__resolve(L, host, port, 0, &res, deadline)) < 0) return rc;
+    if ((rc = net__resolve(L, host, port, NET__PEER, &res, deadline)) < 0)
+        return rc;
     if ((local_host || local_port) &&
-        (rc = net__resolve(L, local_host, local_port, 1, &local, deadline)) <
+        (rc = net__resolve(L, local_host, local_port, NET__LOCAL, &local,
+                           deadline)) <
             0) {
         freeaddrinfo(res);
         return rc;
@@ -89,7 +91,8 @@ int net_listen(net_sock **out, const char *host, int port, int backlog)
     struct addrinfo *res;
     /* A name would park to resolve; listening addresses are numeric or
      * "localhost", which the resolver answers from /etc/hosts. */
-    if ((rc = net__resolve(L, host, port, 1, &res, -1)) < 0) return rc;
+    if ((rc = net__resolve(L, host, port, NET__LISTEN, &res, -1)) < 0)
+        return rc;
     int fd =
         socket(res->ai_family, res->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC,
                res->ai_protocol);

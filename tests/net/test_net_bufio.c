@@ -21,7 +21,8 @@ typedef struct expect {
 
 /* What each receive must return on the whole stream S: lines lose their
  * LF and every CR; at the end of the stream a line or a count returns
- * NET_ECLOSED with what was left; NET_ALL returns the rest. */
+ * NET_ECLOSED with what was left; NET_ALL returns the rest.  NET_BYTES 0
+ * waits for data and appends nothing: 0, or NET_ECLOSED at the end. */
 static void model(const unsigned char *S, size_t L, const op *ops, int nops,
                   expect *e)
 {
@@ -36,6 +37,8 @@ static void model(const unsigned char *S, size_t L, const op *ops, int nops,
                 if (S[k] != '\r') e[i].data[e[i].len++] = S[k];
             e[i].rc = j < L ? (ssize_t)e[i].len : NET_ECLOSED;
             pos = j < L ? j + 1 : L;
+        } else if (ops[i].pat == NET_BYTES && ops[i].n == 0) {
+            e[i].rc = pos < L ? 0 : NET_ECLOSED;
         } else if (ops[i].pat == NET_BYTES) {
             size_t k = L - pos < ops[i].n ? L - pos : ops[i].n;
             memcpy(e[i].data, S + pos, k);
@@ -234,9 +237,9 @@ static void make_s1(void)
 static void test_split_lines_bytes_all(void **state)
 {
     (void)state;
-    static const op ops[] = {{NET_LINE, 0},  {NET_LINE, 0}, {NET_LINE, 0},
-                             {NET_BYTES, 5}, {NET_ALL, 0},  {NET_LINE, 0},
-                             {NET_BYTES, 1}, {NET_ALL, 0}};
+    static const op ops[] = {{NET_LINE, 0},  {NET_LINE, 0},  {NET_LINE, 0},
+                             {NET_BYTES, 5}, {NET_ALL, 0},   {NET_LINE, 0},
+                             {NET_BYTES, 1}, {NET_BYTES, 0}, {NET_ALL, 0}};
     make_s1();
     check_splits(S1, S1_len, ops, NT_LEN(ops), 0);
 }
@@ -252,13 +255,14 @@ static void test_split_lines_only(void **state)
     check_splits(S1, S1_len, ops, NT_LEN(ops), 0);
 }
 
-/* Counts and lines interleaved; a count crossing a CR. */
+/* Counts and lines interleaved; a count crossing a CR; counts of 0
+ * (wait for data, take none) between them. */
 static void test_split_mixed(void **state)
 {
     (void)state;
-    static const op ops[] = {{NET_BYTES, 2}, {NET_LINE, 0}, {NET_BYTES, 3},
-                             {NET_LINE, 0},  {NET_BYTES, 0}, {NET_LINE, 0},
-                             {NET_ALL, 0}};
+    static const op ops[] = {{NET_BYTES, 0}, {NET_BYTES, 2}, {NET_LINE, 0},
+                             {NET_BYTES, 3}, {NET_BYTES, 0}, {NET_LINE, 0},
+                             {NET_BYTES, 0}, {NET_LINE, 0},  {NET_ALL, 0}};
     make_s1();
     check_splits(S1, S1_len, ops, NT_LEN(ops), 0);
 }
@@ -500,12 +504,13 @@ static void to_writer(void *p)
 {
     to_ctx *c = p;
     int64_t dl = gt_now() + nt_slack();
+    /* Each pause is 200 ms longer than the reader's short deadlines. */
     net_send(c->a, "abc", 3, NULL, dl);
-    gt_sleep(gt_now() + 200);
+    gt_sleep(gt_now() + 300);
     net_send(c->a, "def\n12345", 9, NULL, dl);
-    gt_sleep(gt_now() + 200);
+    gt_sleep(gt_now() + 300);
     net_send(c->a, "67890xy", 7, NULL, dl);
-    gt_sleep(gt_now() + 200);
+    gt_sleep(gt_now() + 300);
     net_send(c->a, "z", 1, NULL, dl);
     net_shutdown(c->a, SHUT_WR);
 }
@@ -580,7 +585,7 @@ static void test_deadline0(void **state)
     assert_int_equal(c.rc[2], -ETIMEDOUT);
     assert_int_equal(c.out[2].len, 3);
     assert_memory_equal(c.out[2].data, "thr", 3);
-    assert_true(c.took < 50);
+    assert_true(c.took < 500); /* no waiting */
     for (int i = 0; i < 4; i++) net_buf_free(&c.out[i]);
 }
 
@@ -639,18 +644,38 @@ static void test_buffered(void **state)
     net_buf_free(&c.out);
 }
 
-/* NET_BYTES 0 appends nothing; a count that out cannot hold: -ENOMEM. */
+/* NET_BYTES 0 waits for data, appends none and keeps it buffered (at the
+ * end of the stream: NET_ECLOSED); a count that out cannot hold: -ENOMEM,
+ * and nothing is lost. */
 typedef struct odd_ctx {
     net_sock *a, *b;
-    ssize_t rc[3];
+    ssize_t rc[6];
+    size_t len[6], buffered[6];
+    int64_t took0;
     net_buf out;
 } odd_ctx;
 
 static void odd_thread(void *p)
 {
     odd_ctx *c = p;
-    c->rc[0] = net_receive(c->b, NET_BYTES, 0, &c->out, gt_now() + 50);
-    c->rc[1] = net_receive(c->b, NET_BYTES, SIZE_MAX, &c->out, gt_now() + 50);
+    int64_t t0 = gt_now();
+    c->rc[0] = net_receive(c->b, NET_BYTES, 0, &c->out, t0 + 50);
+    c->took0 = gt_now() - t0;
+    c->len[0] = c->out.len;
+    net_send(c->a, "abc", 3, NULL, gt_now() + nt_slack());
+    net_shutdown(c->a, SHUT_WR);
+    c->rc[1] = net_receive(c->b, NET_BYTES, 0, &c->out, gt_now() + nt_slack());
+    c->len[1] = c->out.len;
+    c->buffered[1] = net_buffered(c->b);
+    /* Buffered already: returns at once, even with deadline 0. */
+    c->rc[2] = net_receive(c->b, NET_BYTES, 0, &c->out, 0);
+    c->rc[3] = net_receive(c->b, NET_BYTES, SIZE_MAX, &c->out, gt_now() + 50);
+    c->len[3] = c->out.len;
+    c->buffered[3] = net_buffered(c->b);
+    c->rc[4] = net_receive(c->b, NET_ALL, 0, &c->out, gt_now() + nt_slack());
+    c->len[4] = c->out.len;
+    c->rc[5] = net_receive(c->b, NET_BYTES, 0, &c->out, gt_now() + nt_slack());
+    c->len[5] = c->out.len;
 }
 
 static void test_bytes_odd_counts(void **state)
@@ -664,9 +689,21 @@ static void test_bytes_odd_counts(void **state)
     assert_int_equal(net_close(c.a), 0);
     assert_int_equal(net_close(c.b), 0);
     assert_int_equal(net_cleanup(), 0);
-    assert_int_equal(c.rc[0], 0);
-    assert_int_equal(c.rc[1], -ENOMEM);
-    assert_int_equal(c.out.len, 0);
+    assert_int_equal(c.rc[0], -ETIMEDOUT);
+    assert_true(c.took0 >= 49);
+    assert_int_equal(c.len[0], 0);
+    assert_int_equal(c.rc[1], 0);
+    assert_int_equal(c.len[1], 0);
+    assert_int_equal(c.buffered[1], 3);
+    assert_int_equal(c.rc[2], 0);
+    assert_int_equal(c.rc[3], -ENOMEM);
+    assert_int_equal(c.len[3], 0);
+    assert_int_equal(c.buffered[3], 3);
+    assert_int_equal(c.rc[4], 3);
+    assert_int_equal(c.len[4], 3);
+    assert_memory_equal(c.out.data, "abc", 3);
+    assert_int_equal(c.rc[5], NET_ECLOSED);
+    assert_int_equal(c.len[5], 3);
     net_buf_free(&c.out);
 }
 
