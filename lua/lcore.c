@@ -6,11 +6,17 @@
 #include <stdlib.h>
 #include <string.h>
 
-static char MARKER;      /* yielded by socket calls: "resume me with results" */
+static char MARKER; /* yielded by socket calls: "resume me with results" */
 static __thread lua_State *top;
 
-lua_State *lsl_top(void) { return top; }
-void lsl_set_top(lua_State *co) { top = co; }
+lua_State *lsl_top(void)
+{
+    return top;
+}
+void lsl_set_top(lua_State *co)
+{
+    top = co;
+}
 static char PASSTHROUGH; /* registry key: coroutines whose yields reach us */
 
 #if LUA_VERSION_NUM < 502
@@ -397,15 +403,13 @@ static int l_poller(lua_State *L)
     return 1;
 }
 
-
 int luaopen_socketloop_core(lua_State *L)
 {
     static const luaL_Reg loop_methods[] = {
         {"newthread", l_newthread}, {"dispatch", l_dispatch},
         {"listen", l_listen},       {"socket", lsl_socket},
-        {"sleep", lsl_sleep},
-        {"adopt", l_adopt},         {"count", l_count},
-        {NULL, NULL}};
+        {"sleep", lsl_sleep},       {"adopt", l_adopt},
+        {"count", l_count},         {NULL, NULL}};
     static const luaL_Reg funcs[] = {{"new", l_new},
                                      {"passthrough", l_passthrough},
                                      {"now", l_now},

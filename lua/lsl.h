@@ -48,41 +48,41 @@ enum { LSL_RECEIVE, LSL_SEND, LSL_ACCEPT, LSL_CONNECT, LSL_SLEEP };
 
 /* A socket operation whose coroutine yielded. */
 typedef struct lsl_op {
-    net__watch watch;     /* readiness, or the close */
-    gt__ctimer timer;     /* its deadline */
-    struct lsl_sock *a;   /* the socket */
-    lua_State *co;        /* the waiting coroutine */
-    int dir;              /* 0 read, 1 write */
-    int kind;             /* LSL_RECEIVE ... */
-    int active;           /* registered */
-    int pattern;          /* receive: NET_LINE, NET_ALL or NET_BYTES */
-    size_t want;          /* receive NET_BYTES: total length wanted */
-    net_buf buf;          /* receive: the prefix and what came since */
-    const char *data;     /* send: the string (anchored by data_ref) */
-    int data_ref;         /* its registry anchor */
-    size_t i, j, pos;     /* send: 0-based range [i, j) and progress */
-    size_t start;         /* receive: length of the prefix */
-    int less_ok;          /* receive(n, prefix, true): whatever came */
-    net_sock *accepted;   /* accept: the new connection */
-    int64_t backoff;      /* accept: pause when out of descriptors, ms */
-    int rc;               /* the result, once done */
-    char *host, *lhost;   /* connect: copies of the addresses */
-    int port, lport;      /* connect: ports */
-    int64_t deadline;     /* of the current wait, absolute, or -1 */
-    int64_t total;        /* of the whole call ('t' timeout), or -1 */
-    int retry;            /* the timer ends an accept back-off */
-    int done;             /* finished: the timer resumes the coroutine */
-    int64_t block;        /* 'b' timeout in ms for each wait, or -1 */
+    net__watch watch;   /* readiness, or the close */
+    gt__ctimer timer;   /* its deadline */
+    struct lsl_sock *a; /* the socket */
+    lua_State *co;      /* the waiting coroutine */
+    int dir;            /* 0 read, 1 write */
+    int kind;           /* LSL_RECEIVE ... */
+    int active;         /* registered */
+    int pattern;        /* receive: NET_LINE, NET_ALL or NET_BYTES */
+    size_t want;        /* receive NET_BYTES: total length wanted */
+    net_buf buf;        /* receive: the prefix and what came since */
+    const char *data;   /* send: the string (anchored by data_ref) */
+    int data_ref;       /* its registry anchor */
+    size_t i, j, pos;   /* send: 0-based range [i, j) and progress */
+    size_t start;       /* receive: length of the prefix */
+    int less_ok;        /* receive(n, prefix, true): whatever came */
+    net_sock *accepted; /* accept: the new connection */
+    int64_t backoff;    /* accept: pause when out of descriptors, ms */
+    int rc;             /* the result, once done */
+    char *host, *lhost; /* connect: copies of the addresses */
+    int port, lport;    /* connect: ports */
+    int64_t deadline;   /* of the current wait, absolute, or -1 */
+    int64_t total;      /* of the whole call ('t' timeout), or -1 */
+    int retry;          /* the timer ends an accept back-off */
+    int done;           /* finished: the timer resumes the coroutine */
+    int64_t block;      /* 'b' timeout in ms for each wait, or -1 */
 } lsl_op;
 
 /* An async socket (userdata "socketloop.asocket"). */
 typedef struct lsl_sock {
-    net_sock *s;       /* NULL once closed */
-    lsl_loop *lp;      /* its loop */
-    int server;        /* listening */
-    double tm_block;   /* settimeout 'b', seconds, < 0 none */
-    double tm_total;   /* settimeout 't', seconds, < 0 none */
-    lsl_op op[2];      /* read side and write side */
+    net_sock *s;     /* NULL once closed */
+    lsl_loop *lp;    /* its loop */
+    int server;      /* listening */
+    double tm_block; /* settimeout 'b', seconds, < 0 none */
+    double tm_total; /* settimeout 't', seconds, < 0 none */
+    lsl_op op[2];    /* read side and write side */
 } lsl_sock;
 
 /* lcore.c */

@@ -16,7 +16,10 @@ static lsl_sock *check_sock(lua_State *L)
     return luaL_checkudata(L, 1, LSL_SOCK);
 }
 
-static int64_t ms(double seconds) { return (int64_t)(seconds * 1000 + 0.5); }
+static int64_t ms(double seconds)
+{
+    return (int64_t)(seconds * 1000 + 0.5);
+}
 
 /* Sets the op's deadlines from the socket's timeouts: a 'b' timeout
  * bounds each wait, a 't' timeout the whole call. */
@@ -437,8 +440,8 @@ static void connect_thread(void *p)
 {
     lsl_op *op = p;
     net_sock *s = NULL;
-    op->rc = net_connect(&s, op->host, op->port, op->lhost, op->lport,
-                         op->deadline);
+    op->rc =
+        net_connect(&s, op->host, op->port, op->lhost, op->lport, op->deadline);
     if (op->rc == 0) op->a->s = s;
     finish(op);
 }
@@ -485,8 +488,10 @@ static int m_connect(lua_State *L)
         lua_State *me = lsl_top();
         op->rc = net_connect(&s, host, port, lhost, lport, op->deadline);
         lsl_set_top(me);
-        if (!op->rc && !a->s) a->s = s;
-        else if (!op->rc) net_close(s); /* closed meanwhile */
+        if (!op->rc && !a->s)
+            a->s = s;
+        else if (!op->rc)
+            net_close(s); /* closed meanwhile */
         return push_results(L, op);
     }
     op->rc = -EPERM;
@@ -593,14 +598,21 @@ static int push_addr(lua_State *L, lsl_sock *a, int peer)
     return 3;
 }
 
-static int m_getpeername(lua_State *L) { return push_addr(L, check_sock(L), 1); }
-static int m_getsockname(lua_State *L) { return push_addr(L, check_sock(L), 0); }
+static int m_getpeername(lua_State *L)
+{
+    return push_addr(L, check_sock(L), 1);
+}
+static int m_getsockname(lua_State *L)
+{
+    return push_addr(L, check_sock(L), 0);
+}
 
 static int m_getfamily(lua_State *L)
 {
     lsl_sock *a = check_sock(L);
     net_addr ad;
-    if (!a->s || net_local_addr(a->s, &ad) < 0) return lsl_push_error(L, NET_ECLOSED);
+    if (!a->s || net_local_addr(a->s, &ad) < 0)
+        return lsl_push_error(L, NET_ECLOSED);
     lua_pushstring(L, ad.family == AF_INET6 ? "inet6" : "inet4");
     return 1;
 }
@@ -745,7 +757,10 @@ static int m_tostring(lua_State *L)
 {
     lsl_sock *a = check_sock(L);
     lua_pushfstring(L, "asocket{%s}: %p",
-                    a->server ? "server" : a->s ? "client" : "closed", a);
+                    a->server ? "server"
+                    : a->s    ? "client"
+                              : "closed",
+                    a);
     return 1;
 }
 
@@ -771,17 +786,24 @@ lsl_sock *lsl_push_sock(lua_State *L, lsl_loop *lp, net_sock *s, int server)
 
 int luaopen_socketloop_asock(lua_State *L)
 {
-    static const luaL_Reg methods[] = {
-        {"receive", m_receive},         {"send", m_send},
-        {"accept", m_accept},           {"close", m_close},
-        {"connect", m_connect},
-        {"settimeout", m_settimeout},   {"gettimeout", m_gettimeout},
-        {"shutdown", m_shutdown},       {"getpeername", m_getpeername},
-        {"getsockname", m_getsockname}, {"getfamily", m_getfamily},
-        {"setoption", m_setoption},     {"getoption", m_getoption},
-        {"getfd", m_getfd},             {"dirty", m_dirty},
-        {"getstats", m_getstats},       {"setstats", m_setstats},
-        {NULL, NULL}};
+    static const luaL_Reg methods[] = {{"receive", m_receive},
+                                       {"send", m_send},
+                                       {"accept", m_accept},
+                                       {"close", m_close},
+                                       {"connect", m_connect},
+                                       {"settimeout", m_settimeout},
+                                       {"gettimeout", m_gettimeout},
+                                       {"shutdown", m_shutdown},
+                                       {"getpeername", m_getpeername},
+                                       {"getsockname", m_getsockname},
+                                       {"getfamily", m_getfamily},
+                                       {"setoption", m_setoption},
+                                       {"getoption", m_getoption},
+                                       {"getfd", m_getfd},
+                                       {"dirty", m_dirty},
+                                       {"getstats", m_getstats},
+                                       {"setstats", m_setstats},
+                                       {NULL, NULL}};
     luaL_newmetatable(L, LSL_SOCK);
     lua_newtable(L);
     luaL_setfuncs(L, methods, 0);

@@ -73,8 +73,8 @@ ssize_t net_send(net_sock *s, const void *buf, size_t n, size_t *sent,
             break;
         }
         if (!dry_now(s, 1, deadline)) {
-            ssize_t r = send(s->w.fd, (const char *)buf + done, n - done,
-                             MSG_NOSIGNAL);
+            ssize_t r =
+                send(s->w.fd, (const char *)buf + done, n - done, MSG_NOSIGNAL);
             if (r >= 0) {
                 if ((size_t)r < n - done) s->w.dry[1] = 1;
                 done += (size_t)r;

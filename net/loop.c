@@ -157,8 +157,9 @@ int net_wait(int fd, int events, int64_t deadline)
         (events & ~(NET_IN | NET_OUT)))
         return -EINVAL;
     if (deadline == 0) { /* try once: ask the kernel, do not park */
-        struct pollfd p = {fd, (short)(((events & NET_IN) ? POLLIN : 0) |
-                                       ((events & NET_OUT) ? POLLOUT : 0)),
+        struct pollfd p = {fd,
+                           (short)(((events & NET_IN) ? POLLIN : 0) |
+                                   ((events & NET_OUT) ? POLLOUT : 0)),
                            0};
         if (poll(&p, 1, 0) < 0) return -errno;
         if (!p.revents) return -ETIMEDOUT;

@@ -247,8 +247,8 @@ int net__resolve(net__loop *L, const char *host, int port, int use,
     hints.ai_socktype = SOCK_STREAM;
     /* A listener's wildcard means every IPv4 address, as in LuaSocket. */
     hints.ai_family = use == NET__LISTEN && !host ? AF_INET : AF_UNSPEC;
-    hints.ai_flags = AI_NUMERICSERV | AI_NUMERICHOST |
-                     (use != NET__PEER ? AI_PASSIVE : 0);
+    hints.ai_flags =
+        AI_NUMERICSERV | AI_NUMERICHOST | (use != NET__PEER ? AI_PASSIVE : 0);
     char service[8];
     snprintf(service, sizeof service, "%d", port);
 

@@ -63,8 +63,7 @@ int net_connect(net_sock **out, const char *host, int port,
         return rc;
     if ((local_host || local_port) &&
         (rc = net__resolve(L, local_host, local_port, NET__LOCAL, &local,
-                           deadline)) <
-            0) {
+                           deadline)) < 0) {
         freeaddrinfo(res);
         return rc;
     }

@@ -218,8 +218,9 @@ gt__thread *gt__find(gt__sched *S, int64_t id);
 void gt__fatal(const char *file, int line, const char *what);
 
 #define GT__TCB_SIZE ((sizeof(gt__thread) + 63) & ~(size_t)63)
-#define GT__HOT 256 /* pooled stacks kept warm: a burst of short threads
-                      * (one per event, say) must not fault pages in */
+#define GT__HOT                                                                \
+    256 /* pooled stacks kept warm: a burst of short threads                   \
+         * (one per event, say) must not fault pages in */
 
 /* Fast path of gt__stack_get: the newest pooled stack, if still warm. */
 static inline gt__thread *gt__stack_warm(gt__pool *p)

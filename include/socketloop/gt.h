@@ -48,8 +48,8 @@ typedef struct gt_attr {
     int flags;         /* GT_NOGUARD */
 } gt_attr;
 
-#define GT_STACK_DEFAULT ((size_t)64 * 1024) /* default stack size */
-#define GT_STACK_MIN ((size_t)16 * 1024)     /* smallest stack accepted */
+#define GT_STACK_DEFAULT ((size_t)64 * 1024)      /* default stack size */
+#define GT_STACK_MIN ((size_t)16 * 1024)          /* smallest stack accepted */
 #define GT_STACK_MAX ((size_t)1024 * 1024 * 1024) /* largest accepted */
 
 /* Starts a green thread running fn(arg).  It runs when the scheduler next
@@ -61,9 +61,9 @@ GT_API int64_t gt_spawn_at(gt_fn *fn, void *arg, const gt_attr *attr,
                            const char *site);
 #define GT__STR2(x) #x
 #define GT__STR(x) GT__STR2(x)
-#define gt_spawn(fn, arg)                                                     \
+#define gt_spawn(fn, arg)                                                      \
     gt_spawn_at((fn), (arg), NULL, __FILE__ ":" GT__STR(__LINE__))
-#define gt_spawn_attr(fn, arg, attr)                                          \
+#define gt_spawn_attr(fn, arg, attr)                                           \
     gt_spawn_at((fn), (arg), (attr), __FILE__ ":" GT__STR(__LINE__))
 
 /* Sets the stack size and guard mode used when gt_attr leaves them unset,
