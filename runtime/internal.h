@@ -107,6 +107,7 @@ enum gt__state { GT__READY, GT__RUNNING, GT__PARKED, GT__DONE };
 typedef struct gt__thread {
     gt__ctx ctx;               /* saved registers while not running */
     int64_t id;                /* public id, > 0, never reused */
+    struct gt__thread *id_next; /* next in its bucket of gt__sched.ids */
     int state;                 /* enum gt__state */
     int wake_rc;               /* what the current park returns */
     int cancelled;             /* gt_cancel was called */
@@ -178,8 +179,8 @@ typedef struct gt__sched {
     int stopped;           /* gt_stop was called */
     gt__list zombies;      /* ended threads whose stacks await unmapping */
     int64_t next_id;       /* next id to issue */
-    gt__thread **ids;      /* open-addressing hash of live ids */
-    size_t ids_cap, ids_n; /* slots (a power of two) and entries */
+    gt__thread **ids;      /* hash of live ids: buckets of id_next chains */
+    size_t ids_cap, ids_n; /* buckets (a power of two) and threads */
     size_t stack_size;     /* default usable stack size */
     int stack_flags;       /* default flags */
     gt__pool pool[2];      /* default-size stacks: [0] guarded, [1] not */

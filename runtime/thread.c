@@ -1,7 +1,7 @@
 /* Green-thread lifecycle: spawn, end, join, cancel, symmetric transfer.
- * Threads are named by ids that are never reused; an open-addressing hash
- * maps live ids to threads, and an id below next_id that is not in the
- * hash belongs to a thread that has ended. */
+ * Threads are named by ids that are never reused; a chained hash maps
+ * live ids to threads, and an id below next_id that is not in it belongs
+ * to a thread that has ended. */
 #include "park.h"
 
 #include <errno.h>
@@ -13,30 +13,25 @@
 
 static const char transfer_what[] = "transfer";
 
-static size_t home(const gt__sched *S, int64_t id)
-{
-    uint64_t h = (uint64_t)id * 0x9E3779B97F4A7C15ULL;
-    return (size_t)(h >> 32) & (S->ids_cap - 1);
-}
-
+/* Ids are issued in sequence, so id & (ids_cap - 1) spreads them evenly
+ * over the buckets; each bucket chains its threads through id_next. */
 gt__thread *gt__find(gt__sched *S, int64_t id)
 {
-    if (!S->ids_n) return NULL;
-    for (size_t i = home(S, id);; i = (i + 1) & (S->ids_cap - 1)) {
-        gt__thread *t = S->ids[i];
-        if (!t || t->id == id) return t;
-    }
+    if (!S->ids_cap) return NULL;
+    gt__thread *t = S->ids[(size_t)id & (S->ids_cap - 1)];
+    while (t && t->id != id) t = t->id_next;
+    return t;
 }
 
 static void ids_put(gt__sched *S, gt__thread *t)
 {
-    size_t i = home(S, t->id);
-    while (S->ids[i]) i = (i + 1) & (S->ids_cap - 1);
-    S->ids[i] = t;
+    gt__thread **b = &S->ids[(size_t)t->id & (S->ids_cap - 1)];
+    t->id_next = *b;
+    *b = t;
     S->ids_n++;
 }
 
-/* Doubles the table, which is kept at most half full. */
+/* Doubles the buckets, kept at least as many as the threads. */
 static int ids_grow(gt__sched *S)
 {
     size_t old_cap = S->ids_cap, cap = old_cap ? old_cap * 2 : 64;
@@ -46,25 +41,19 @@ static int ids_grow(gt__sched *S)
     S->ids_cap = cap;
     S->ids_n = 0;
     for (size_t i = 0; i < old_cap; i++)
-        if (old[i]) ids_put(S, old[i]);
+        for (gt__thread *t = old[i], *next; t; t = next) {
+            next = t->id_next;
+            ids_put(S, t);
+        }
     free(old);
     return 0;
 }
 
-/* Deletion with backward shift, so lookups never meet tombstones. */
 static void ids_del(gt__sched *S, gt__thread *t)
 {
-    size_t mask = S->ids_cap - 1, i = home(S, t->id);
-    while (S->ids[i] != t) i = (i + 1) & mask;
-    for (size_t j = (i + 1) & mask; S->ids[j]; j = (j + 1) & mask) {
-        size_t k = home(S, S->ids[j]->id);
-        int stays = i <= j ? (i < k && k <= j) : (i < k || k <= j);
-        if (!stays) {
-            S->ids[i] = S->ids[j];
-            i = j;
-        }
-    }
-    S->ids[i] = NULL;
+    gt__thread **pp = &S->ids[(size_t)t->id & (S->ids_cap - 1)];
+    while (*pp != t) pp = &(*pp)->id_next;
+    *pp = t->id_next;
     S->ids_n--;
 }
 
@@ -91,7 +80,7 @@ int64_t gt_spawn_at(gt_fn *fn, void *arg, const gt_attr *attr, const char *site)
 {
     gt__sched *S = gt__get();
     if (!fn) return -EINVAL;
-    if ((S->ids_n + 1) * 2 > S->ids_cap && ids_grow(S) < 0) return -ENOMEM;
+    if (S->ids_n >= S->ids_cap && ids_grow(S) < 0) return -ENOMEM;
     gt__thread *t = attr ? NULL : gt__stack_warm(&S->pool[S->stack_flags]);
     if (!t) {
         int rc = new_stack(S, attr, &t);
@@ -152,15 +141,24 @@ void gt__thread_main(void)
     S->live--;
     ids_del(S, t);
     gt__list_remove(&t->all);
-    if (t->joiner) {
-        gt__wake(t->joiner, 0);
-        t->joiner = NULL;
-    }
+    gt__thread *j = t->joiner;
+    t->joiner = NULL;
     /* Pooling the stack we still run on is safe: nothing can take it
      * before the switch below.  Unmapping is not; the loop does that. */
     if (!gt__stack_keep_warm(&S->pool[t->flags], t) && !gt__stack_keep(S, t))
         gt__list_push(&S->zombies, &t->runq);
-    gt__switch_next(S, t);
+    if (j && j->state == GT__PARKED && S->budget &&
+        gt__list_empty(&S->runq)) {
+        /* The joiner is all there is to run: hand over directly, as the
+         * run queue would. */
+        gt__unqueue(S, j);
+        j->wake_rc = 0;
+        S->budget--;
+        gt__switch(S, t, j);
+    } else {
+        if (j) gt__wake(j, 0);
+        gt__switch_next(S, t);
+    }
     GT__ASSERT(!"an ended green thread was resumed");
 }
 
