@@ -86,7 +86,8 @@ static char *slot(gt_chan *ch, size_t i)
 }
 
 /* Performs op now if it can; returns 1 if done (op->result set). */
-static int try_op(gt_chan_op *op)
+/* Inlined into each single operation, so its other branch goes. */
+static inline __attribute__((always_inline)) int try_op(gt_chan_op *op)
 {
     gt_chan *ch = op->ch;
     clause *c;
@@ -150,7 +151,8 @@ int gt_choose(gt_chan_op *ops, int n, int64_t deadline)
 }
 
 /* gt_choose of one operation, without its loops. */
-static int one_op(gt_chan *ch, int op, void *elem, int64_t deadline)
+static inline __attribute__((always_inline)) int
+one_op(gt_chan *ch, int op, void *elem, int64_t deadline)
 {
     gt__thread *me = gt__peek()->current;
     if (!ch || !elem) return -EINVAL;

@@ -105,30 +105,30 @@ enum gt__state { GT__READY, GT__RUNNING, GT__PARKED, GT__DONE };
 /* A green thread.  It lives at the top of its own stack mapping, so a
  * parked thread that used little stack costs one resident page. */
 typedef struct gt__thread {
-    gt__ctx ctx;               /* saved registers while not running */
-    int64_t id;                /* public id, > 0, never reused */
+    gt__ctx ctx;                /* saved registers while not running */
+    int64_t id;                 /* public id, > 0, never reused */
     struct gt__thread *id_next; /* next in its bucket of gt__sched.ids */
-    int state;                 /* enum gt__state */
-    int wake_rc;               /* what the current park returns */
-    int cancelled;             /* gt_cancel was called */
-    int started;               /* has run at least once */
-    gt__list runq;             /* link in the run queue while READY */
-    gt__list all;              /* link in the registry of live threads */
-    gt__hnode timer;           /* deadline of the current park */
-    int timed;                 /* timer is in the heap */
-    const char *wait_what;     /* what a parked thread waits for */
-    const void *wait_obj;      /* the object it waits on, for gt_dump */
-    struct gt__thread *joiner; /* the green thread joining this one */
-    void *xfer;                /* value passed by gt_transfer */
-    gt_fn *fn;                 /* body */
-    void *arg;                 /* its argument */
-    const char *site;          /* where it was spawned */
-    char *map;                 /* the whole mapping, guard page included */
-    size_t map_size;           /* its size */
-    char *stack_lo;            /* lowest usable stack byte (canary there) */
-    unsigned vg_id;            /* Valgrind stack id */
-    int flags;                 /* 0 or GT_NOGUARD (also the pool index) */
-    char name[32];             /* from gt_attr, NUL-terminated */
+    int state;                  /* enum gt__state */
+    int wake_rc;                /* what the current park returns */
+    int cancelled;              /* gt_cancel was called */
+    int started;                /* has run at least once */
+    gt__list runq;              /* link in the run queue while READY */
+    gt__list all;               /* link in the registry of live threads */
+    gt__hnode timer;            /* deadline of the current park */
+    int timed;                  /* timer is in the heap */
+    const char *wait_what;      /* what a parked thread waits for */
+    const void *wait_obj;       /* the object it waits on, for gt_dump */
+    struct gt__thread *joiner;  /* the green thread joining this one */
+    void *xfer;                 /* value passed by gt_transfer */
+    gt_fn *fn;                  /* body */
+    void *arg;                  /* its argument */
+    const char *site;           /* where it was spawned */
+    char *map;                  /* the whole mapping, guard page included */
+    size_t map_size;            /* its size */
+    char *stack_lo;             /* lowest usable stack byte (canary there) */
+    unsigned vg_id;             /* Valgrind stack id */
+    int flags;                  /* 0 or GT_NOGUARD (also the pool index) */
+    char name[32];              /* from gt_attr, NUL-terminated */
 } gt__thread;
 
 /* A stack kept for reuse.  `cold` stacks had their pages returned to the

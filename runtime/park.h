@@ -77,7 +77,10 @@ static inline int gt__wake(gt__thread *t, int rc)
 {
     if (t->state != GT__PARKED) return 0;
     gt__sched *S = &gt__S;
-    gt__unqueue(S, t);
+    if (t->timed) { /* a parked thread is in no queue, only maybe here */
+        S->timers = gt__heap_remove(S->timers, &t->timer);
+        t->timed = 0;
+    }
     t->state = GT__READY;
     t->wake_rc = rc;
     gt__list_push(&S->runq, &t->runq);

@@ -147,8 +147,7 @@ void gt__thread_main(void)
      * before the switch below.  Unmapping is not; the loop does that. */
     if (!gt__stack_keep_warm(&S->pool[t->flags], t) && !gt__stack_keep(S, t))
         gt__list_push(&S->zombies, &t->runq);
-    if (j && j->state == GT__PARKED && S->budget &&
-        gt__list_empty(&S->runq)) {
+    if (j && j->state == GT__PARKED && S->budget && gt__list_empty(&S->runq)) {
         /* The joiner is all there is to run: hand over directly, as the
          * run queue would. */
         gt__unqueue(S, j);
