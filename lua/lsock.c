@@ -280,9 +280,9 @@ static int arm(lsl_op *op, int how)
 /* Waits in place: the calling green thread parks, Lua frames and all. */
 static int run_parked(lua_State *L, lsl_op *op)
 {
-    net_sock *s = op->a->s;
+    net_sock *s = op->a->s; /* NULL for a sleep */
     lua_State *me = lsl_top();
-    s->refs++; /* a close by another coroutine must not free it */
+    if (s) s->refs++; /* a close by another coroutine must not free it */
     for (;;) {
         size_t before = progress(op);
         int r = try_step(op), rc;
@@ -306,7 +306,7 @@ static int run_parked(lua_State *L, lsl_op *op)
         }
         if (progress(op) != before) start_wait(op);
     }
-    net__unref(s);
+    if (s) net__unref(s);
     lsl_set_top(me);
     return push_results(L, op);
 }
@@ -316,7 +316,7 @@ static int do_op(lua_State *L, lsl_op *op)
     op->active = 1;
     op->backoff = 0;
     op->rc = 0;
-    start_clock(op);
+    if (op->kind != LSL_SLEEP) start_clock(op); /* sleep sets its own */
     int r = try_step(op);
     if (r == 1) return push_results(L, op);
     if (op->deadline >= 0 && gt_now() >= op->deadline) { /* timeout 0 */
@@ -325,8 +325,10 @@ static int do_op(lua_State *L, lsl_op *op)
     }
     if (lsl_can_yield(L, op->a->lp)) {
         op->co = lsl_top();
-        if (op->kind == LSL_SEND) { /* the string must outlive the yield */
-            lua_pushvalue(L, 2);
+        /* What the op points into must outlive the yield: the string
+         * being sent, or a sleep's own socket. */
+        if (op->kind == LSL_SEND || op->kind == LSL_SLEEP) {
+            lua_pushvalue(L, op->kind == LSL_SEND ? 2 : -1);
             op->data_ref = luaL_ref(L, LUA_REGISTRYINDEX);
         }
         if (arm(op, r) < 0) return push_results(L, op);
@@ -505,29 +507,13 @@ int lsl_sleep(lua_State *L)
 {
     lsl_loop *lp = luaL_checkudata(L, 1, LSL_LOOP);
     double t = luaL_checknumber(L, 2);
+    /* A socket of its own, for the op's memory and timer. */
     lsl_sock *a = lsl_push_sock(L, lp, NULL, 0);
     lsl_op *op = &a->op[0];
     op->kind = LSL_SLEEP;
-    op->active = 1;
-    op->rc = 0;
     op->block = -1;
     op->total = op->deadline = gt_now() + (t > 0 ? ms(t) : 0);
-    if (gt_now() >= op->deadline) return push_results(L, op);
-    if (lsl_can_yield(L, lp)) {
-        op->co = lsl_top();
-        lua_pushvalue(L, -1); /* keep the op's memory alive */
-        op->data_ref = luaL_ref(L, LUA_REGISTRYINDEX);
-        arm(op, 3);
-        return lsl_yield_op(L);
-    }
-    if (LSL_CAN_PARK && gt__S.current) {
-        lua_State *me = lsl_top();
-        op->rc = gt_sleep(op->deadline);
-        lsl_set_top(me);
-        return push_results(L, op);
-    }
-    release(L, op);
-    return luaL_error(L, "socketloop: sleep cannot block here");
+    return do_op(L, op);
 }
 
 /* loop:socket() -> an unconnected asocket, for connect. */

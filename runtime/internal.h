@@ -76,15 +76,14 @@ typedef struct gt__ctx {
 
 #ifdef GT__UCONTEXT
 void gt__ctx_make(gt__ctx *c, char *lo, char *hi);
-int gt__ctx_swap(gt__ctx *from, gt__ctx *to);
+void gt__ctx_swap(gt__ctx *from, gt__ctx *to);
 #else
-/* Returns 0, so that a switch can be a caller's tail call. */
-int gt__ctx_swap_sp(void **save_sp, void *new_sp);
+void gt__ctx_swap_sp(void **save_sp, void *new_sp);
 void gt__ctx_start(void);
 
-static inline int gt__ctx_swap(gt__ctx *from, gt__ctx *to)
+static inline void gt__ctx_swap(gt__ctx *from, gt__ctx *to)
 {
-    return gt__ctx_swap_sp(&from->sp, to->sp);
+    gt__ctx_swap_sp(&from->sp, to->sp);
 }
 
 /* Lays out the frame gt__ctx_swap_sp pops: the default MXCSR and x87

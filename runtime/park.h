@@ -13,10 +13,9 @@
 
 #define GT__BUDGET 1024 /* direct switches before the loop polls again */
 
-/* Saves `from` (NULL: the loop) and resumes `to` (NULL: the loop).
- * Returns 0 once `from` runs again; nothing follows the swap, so callers
- * can make it a tail call. */
-static inline int gt__switch(gt__sched *S, gt__thread *from, gt__thread *to)
+/* Saves `from` (NULL: the loop) and resumes `to` (NULL: the loop);
+ * returns when `from` runs again. */
+static inline void gt__switch(gt__sched *S, gt__thread *from, gt__thread *to)
 {
     gt__ctx *fc = from ? &from->ctx : &S->loop;
     gt__ctx *tc = to ? &to->ctx : &S->loop;
@@ -32,9 +31,8 @@ static inline int gt__switch(gt__sched *S, gt__thread *from, gt__thread *to)
         to ? (size_t)((char *)to - to->stack_lo) : S->loop_size);
     gt__ctx_swap(fc, tc);
     gt__asan_arrived(S, fake);
-    return 0;
 #else
-    return gt__ctx_swap(fc, tc);
+    gt__ctx_swap(fc, tc);
 #endif
 }
 
@@ -47,7 +45,7 @@ static inline gt__thread *gt__pop_ready(gt__sched *S)
 
 /* Resumes the next ready thread, or the loop when none is ready or the
  * switch budget is spent. */
-static inline int gt__switch_next(gt__sched *S, gt__thread *me)
+static inline void gt__switch_next(gt__sched *S, gt__thread *me)
 {
     gt__thread *next = NULL;
     if (S->budget && !gt__list_empty(&S->runq)) {
@@ -55,19 +53,25 @@ static inline int gt__switch_next(gt__sched *S, gt__thread *me)
         next = gt__pop_ready(S);
         if (next == me) { /* a yield with nobody else ready */
             me->state = GT__RUNNING;
-            return 0;
+            return;
         }
     }
-    return gt__switch(S, me, next);
+    gt__switch(S, me, next);
 }
 
-/* Takes t out of the timer heap and the run queue. */
-static inline void gt__unqueue(gt__sched *S, gt__thread *t)
+/* Takes t's deadline out of the timer heap. */
+static inline void gt__untime(gt__sched *S, gt__thread *t)
 {
     if (t->timed) {
         S->timers = gt__heap_remove(S->timers, &t->timer);
         t->timed = 0;
     }
+}
+
+/* Takes t out of the timer heap and the run queue. */
+static inline void gt__unqueue(gt__sched *S, gt__thread *t)
+{
+    gt__untime(S, t);
     gt__list_remove(&t->runq);
 }
 
@@ -77,10 +81,7 @@ static inline int gt__wake(gt__thread *t, int rc)
 {
     if (t->state != GT__PARKED) return 0;
     gt__sched *S = &gt__S;
-    if (t->timed) { /* a parked thread is in no queue, only maybe here */
-        S->timers = gt__heap_remove(S->timers, &t->timer);
-        t->timed = 0;
-    }
+    gt__untime(S, t); /* a parked thread is in no run queue */
     t->state = GT__READY;
     t->wake_rc = rc;
     gt__list_push(&S->runq, &t->runq);

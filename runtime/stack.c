@@ -1,7 +1,7 @@
-/* Stacks: one mmap each, a PROT_NONE guard page below unless GT_NOGUARD,
- * and the thread's control block at the top.  Freed stacks of the default
- * size are pooled.  The last GT__HOT freed stay warm for the next spawn;
- * older ones give their pages back to the kernel with MADV_DONTNEED, and
+/* Stacks: one mmap each, a guard page below unless GT_NOGUARD (see
+ * guard_pages), and the thread's control block at the top.  Freed stacks of the
+ * default size are pooled.  The last GT__HOT freed stay warm for the next
+ * spawn; older ones give their pages back to the kernel with MADV_DONTNEED, and
  * past GT__POOL_MAX stacks are unmapped. */
 #include "prefix.h"
 #include "internal.h"

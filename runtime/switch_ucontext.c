@@ -16,8 +16,7 @@ void gt__ctx_make(gt__ctx *c, char *lo, char *hi)
     makecontext(&c->uc, gt__thread_main, 0);
 }
 
-int gt__ctx_swap(gt__ctx *from, gt__ctx *to)
+void gt__ctx_swap(gt__ctx *from, gt__ctx *to)
 {
     swapcontext(&from->uc, &to->uc);
-    return 0;
 }

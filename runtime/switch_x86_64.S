@@ -3,7 +3,7 @@
  * the x87 control word.  No signal mask, so no system call. */
     .text
 
-/* int gt__ctx_swap_sp(void **save_sp, void *new_sp): returns 0 */
+/* void gt__ctx_swap_sp(void **save_sp, void *new_sp) */
     .globl gt__ctx_swap_sp
     .hidden gt__ctx_swap_sp
     .type gt__ctx_swap_sp, @function
@@ -29,7 +29,6 @@ gt__ctx_swap_sp:
     popq %r12
     popq %rbx
     popq %rbp
-    xorl %eax, %eax
     ret
     .cfi_endproc
     .size gt__ctx_swap_sp, .-gt__ctx_swap_sp

@@ -57,21 +57,26 @@ static void ids_del(gt__sched *S, gt__thread *t)
     S->ids_n--;
 }
 
+/* Checks a stack size and flags, and rounds the size up to pages. */
+static int stack_args(size_t *size, int flags)
+{
+    size_t page = gt__page_size();
+    if (*size < GT_STACK_MIN || *size > GT_STACK_MAX || (flags & ~GT_NOGUARD))
+        return -EINVAL;
+    *size = (*size + page - 1) & ~(page - 1);
+    return 0;
+}
+
 /* The slow path of spawn: attributes, a cold or new stack. */
 static int new_stack(gt__sched *S, const gt_attr *attr, gt__thread **out)
 {
     size_t size = S->stack_size;
     int flags = S->stack_flags;
     if (attr) {
-        if (attr->stack_size) {
-            size_t page = gt__page_size();
-            if (attr->stack_size < GT_STACK_MIN ||
-                attr->stack_size > GT_STACK_MAX)
-                return -EINVAL;
-            size = (attr->stack_size + page - 1) & ~(page - 1);
-        }
-        if (attr->flags & ~GT_NOGUARD) return -EINVAL;
+        if (attr->stack_size) size = attr->stack_size;
         if (attr->flags) flags = attr->flags;
+        int rc = stack_args(&size, attr->flags);
+        if (rc < 0) return rc;
     }
     return gt__stack_get(S, size, flags, out);
 }
@@ -117,11 +122,8 @@ int gt_set_default_stack(size_t stack_size, int flags)
 {
     gt__sched *S = gt__get();
     if (!stack_size) stack_size = GT_STACK_DEFAULT;
-    if (stack_size < GT_STACK_MIN || stack_size > GT_STACK_MAX ||
-        (flags & ~GT_NOGUARD))
-        return -EINVAL;
-    size_t page = gt__page_size();
-    stack_size = (stack_size + page - 1) & ~(page - 1);
+    int rc = stack_args(&stack_size, flags);
+    if (rc < 0) return rc;
     gt__stack_default(S, stack_size, flags);
     return 0;
 }

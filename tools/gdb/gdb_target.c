@@ -7,7 +7,7 @@
  * Ids are issued from 1 in spawn order, so the test knows them:
  *   1 "sleeper"  parked in parked_in_here() -> gt_sleep (60 s)
  *   2 "receiver" parked in waiting_for_mail() -> gt_chan_recv (no deadline)
- *   3 "spinner"  ready but started: spin_and_yield() -> gt_yield (a tail call), preempted
+ *   3 "spinner"  ready but started: spin_and_yield() -> gt_yield, preempted
  *                by the switch budget
  *   4 "fresh"    spawned after the rounds, ready and never started */
 #include "socketloop/gt.h"

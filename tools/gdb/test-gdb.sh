@@ -116,8 +116,7 @@ check_not bt-after "registers restored: no green frames" 'parked_in_here'
 check gt-bt-receiver "waiting_for_mail"              'waiting_for_mail'
 check gt-bt-receiver "in the channel code"           'runtime/chan\.c'
 check gt-bt-spinner  "spin_and_yield"                'spin_and_yield'
-# gt_yield switches by a tail call, so its frame is gone and the
-# backtrace starts in its caller, where the thread will resume.
+check gt-bt-spinner  "gt_yield"                      'gt_yield'
 check gt-bt-fresh    "not started"                   'not started yet'
 check gt-bt-loop     "loop running: plain bt"        'stop_here'
 check gt-bt-unknown  "unknown id is an error"        'no live green thread with id 99'
