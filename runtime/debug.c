@@ -23,21 +23,44 @@ static const char *state_name(int s)
     }
 }
 
+static void dump_one(FILE *out, const gt__thread *t)
+{
+    fprintf(out, "green thread %lld (%s) %s", (long long)t->id,
+            t->name[0] ? t->name : "unnamed", state_name(t->state));
+    if (t->state == GT__PARKED)
+        fprintf(out, " on %s %p", t->wait_what, t->wait_obj);
+    if (t->timed) fprintf(out, " until %lld", (long long)t->timer.key);
+    if (t->cancelled) fprintf(out, " cancelled");
+    fprintf(out, ", spawned at %s\n", t->site ? t->site : "?");
+}
+
+static int by_id(const void *a, const void *b)
+{
+    int64_t x = (*(gt__thread *const *)a)->id,
+            y = (*(gt__thread *const *)b)->id;
+    return (x > y) - (x < y);
+}
+
+/* The id table is the registry; the dump sorts it oldest first, or, when
+ * there is no memory for that, prints it in table order. */
 int gt_dump(FILE *out)
 {
     gt__sched *S = gt__get();
-    int n = 0;
-    for (gt__list *l = S->all.next; l != &S->all; l = l->next, n++) {
-        gt__thread *t = GT__CONTAINER(l, gt__thread, all);
-        fprintf(out, "green thread %lld (%s) %s", (long long)t->id,
-                t->name[0] ? t->name : "unnamed", state_name(t->state));
-        if (t->state == GT__PARKED)
-            fprintf(out, " on %s %p", t->wait_what, t->wait_obj);
-        if (t->timed) fprintf(out, " until %lld", (long long)t->timer.key);
-        if (t->cancelled) fprintf(out, " cancelled");
-        fprintf(out, ", spawned at %s\n", t->site);
+    gt__thread **v = malloc(S->ids_n * sizeof *v + 1);
+    size_t n = 0;
+    for (size_t i = 0; i < S->ids_cap; i++)
+        for (gt__thread *t = S->ids[i]; t; t = t->id_next) {
+            if (v)
+                v[n++] = t;
+            else
+                dump_one(out, t);
+        }
+    if (v) {
+        qsort(v, n, sizeof *v, by_id);
+        for (size_t i = 0; i < n; i++) dump_one(out, v[i]);
+        free(v);
     }
-    return n;
+    return (int)S->ids_n;
 }
 
 void gt__fatal(const char *file, int line, const char *what)
@@ -67,7 +90,7 @@ void gt__overflow(gt__thread *t)
     put(") overflowed its stack");
     put((t->flags & GT_NOGUARD) ? " (canary broken)" : "");
     put("; spawned at ");
-    put(t->site);
+    put(t->site ? t->site : "?");
     put("; give it a bigger gt_attr.stack_size\n");
     abort();
 }

@@ -74,16 +74,29 @@ typedef struct gt__ctx {
 #endif
 } gt__ctx;
 
+/* gt__ctx_swap saves `from` and resumes `to`; gt__ctx_enter does the
+ * same for a `to` that has never run (see switch_x86_64.S for why the
+ * two differ). */
 #ifdef GT__UCONTEXT
 void gt__ctx_make(gt__ctx *c, char *lo, char *hi);
 void gt__ctx_swap(gt__ctx *from, gt__ctx *to);
+static inline void gt__ctx_enter(gt__ctx *from, gt__ctx *to)
+{
+    gt__ctx_swap(from, to);
+}
 #else
 void gt__ctx_swap_sp(void **save_sp, void *new_sp);
+void gt__ctx_enter_sp(void **save_sp, void *new_sp);
 void gt__ctx_start(void);
 
 static inline void gt__ctx_swap(gt__ctx *from, gt__ctx *to)
 {
     gt__ctx_swap_sp(&from->sp, to->sp);
+}
+
+static inline void gt__ctx_enter(gt__ctx *from, gt__ctx *to)
+{
+    gt__ctx_enter_sp(&from->sp, to->sp);
 }
 
 /* Lays out the frame gt__ctx_swap_sp pops: the default MXCSR and x87
@@ -112,7 +125,6 @@ typedef struct gt__thread {
     int cancelled;              /* gt_cancel was called */
     int started;                /* has run at least once */
     gt__list runq;              /* link in the run queue while READY */
-    gt__list all;               /* link in the registry of live threads */
     gt__hnode timer;            /* deadline of the current park */
     int timed;                  /* timer is in the heap */
     const char *wait_what;      /* what a parked thread waits for */
@@ -121,7 +133,7 @@ typedef struct gt__thread {
     void *xfer;                 /* value passed by gt_transfer */
     gt_fn *fn;                  /* body */
     void *arg;                  /* its argument */
-    const char *site;           /* where it was spawned */
+    const char *site;           /* where it was spawned, or NULL */
     char *map;                  /* the whole mapping, guard page included */
     size_t map_size;            /* its size */
     char *stack_lo;             /* lowest usable stack byte (canary there) */
@@ -169,17 +181,16 @@ typedef struct gt__sched {
     gt__thread *current;   /* running green thread, NULL in the loop */
     gt__ctx loop;          /* the loop's own context */
     gt__list runq;         /* READY threads, FIFO */
-    gt__list all;          /* every live thread, oldest first */
     gt__hnode *timers;     /* heap of parked threads' deadlines */
     gt__hnode *ctimers;    /* heap of gt__ctimer */
     uint64_t timer_seq;    /* next tie-break number */
-    size_t live;           /* threads spawned and not yet ended */
     unsigned budget;       /* direct switches left before the loop runs */
     int stopped;           /* gt_stop was called */
     gt__list zombies;      /* ended threads whose stacks await unmapping */
     int64_t next_id;       /* next id to issue */
-    gt__thread **ids;      /* hash of live ids: buckets of id_next chains */
-    size_t ids_cap, ids_n; /* buckets (a power of two) and threads */
+    gt__thread **ids;      /* hash of live ids: buckets of id_next chains;
+                              also the registry gt_dump prints */
+    size_t ids_cap, ids_n; /* buckets (a power of two) and live threads */
     size_t stack_size;     /* default usable stack size */
     int stack_flags;       /* default flags */
     gt__pool pool[2];      /* default-size stacks: [0] guarded, [1] not */
@@ -253,7 +264,9 @@ size_t gt__page_size(void);
 void gt__overflow(gt__thread *t);
 void gt__install_overflow_handler(gt__sched *S);
 void gt__remove_overflow_handler(gt__sched *S);
-void gt__thread_main(void);
+/* Runs the current thread's body; returns the context to resume after it
+ * (the switch code jumps there). */
+gt__ctx *gt__thread_main(void);
 
 #define GT__CANARY 0x5ca1ab1edeadc0deULL
 

@@ -13,27 +13,58 @@
 
 #define GT__BUDGET 1024 /* direct switches before the loop polls again */
 
+/* Marks `to` (NULL: the loop) running and returns its context. */
+static inline gt__ctx *gt__enter(gt__sched *S, gt__thread *to)
+{
+    S->current = to;
+    if (!to) return &S->loop;
+    to->state = GT__RUNNING;
+    return &to->ctx;
+}
+
+#ifdef GT__ASAN
+/* Tells ASan which stack the next switch lands on. */
+static inline void gt__asan_leave(gt__sched *S, void **fake, gt__thread *from,
+                                  gt__thread *to)
+{
+    S->from_loop = from == NULL;
+    __sanitizer_start_switch_fiber(
+        fake, to ? (const void *)to->stack_lo : S->loop_bottom,
+        to ? (size_t)((char *)to - to->stack_lo) : S->loop_size);
+}
+#endif
+
 /* Saves `from` (NULL: the loop) and resumes `to` (NULL: the loop);
  * returns when `from` runs again. */
 static inline void gt__switch(gt__sched *S, gt__thread *from, gt__thread *to)
 {
     gt__ctx *fc = from ? &from->ctx : &S->loop;
-    gt__ctx *tc = to ? &to->ctx : &S->loop;
     if (from) gt__stack_check(from);
-    if (to) to->state = GT__RUNNING;
-    S->current = to;
+    gt__ctx *tc = gt__enter(S, to);
 #ifdef GT__ASAN
     void *fake = NULL;
-    int dying = from && from->state == GT__DONE;
-    S->from_loop = from == NULL;
-    __sanitizer_start_switch_fiber(
-        dying ? NULL : &fake, to ? (const void *)to->stack_lo : S->loop_bottom,
-        to ? (size_t)((char *)to - to->stack_lo) : S->loop_size);
-    gt__ctx_swap(fc, tc);
-    gt__asan_arrived(S, fake);
-#else
-    gt__ctx_swap(fc, tc);
+    gt__asan_leave(S, &fake, from, to);
 #endif
+    if (to && !to->started)
+        gt__ctx_enter(fc, tc);
+    else
+        gt__ctx_swap(fc, tc);
+#ifdef GT__ASAN
+    gt__asan_arrived(S, fake);
+#endif
+}
+
+/* Leaves the ended thread `from` for good: returns the context of `to`
+ * for the switch code to resume; nothing of `from` is saved. */
+static inline gt__ctx *gt__switch_last(gt__sched *S, gt__thread *from,
+                                       gt__thread *to)
+{
+    gt__stack_check(from);
+    gt__ctx *tc = gt__enter(S, to);
+#ifdef GT__ASAN
+    gt__asan_leave(S, NULL, from, to);
+#endif
+    return tc;
 }
 
 static inline gt__thread *gt__pop_ready(gt__sched *S)

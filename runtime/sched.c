@@ -34,7 +34,6 @@ static void make_exit_key(void)
 void gt__init(gt__sched *S)
 {
     gt__list_init(&S->runq);
-    gt__list_init(&S->all);
     gt__list_init(&S->zombies);
     S->next_id = 1;
     gt__stack_default(S, GT_STACK_DEFAULT, 0);
@@ -170,7 +169,7 @@ int gt_dispatch(int64_t deadline)
     gt__sched *S = gt__get();
     if (S->current) return -EPERM;
     gt__io *io = S->io && S->io->waiters ? S->io : NULL;
-    if (!S->live && !io && !S->ctimers) return 0;
+    if (!S->ids_n && !io && !S->ctimers) return 0;
     if (gt__list_empty(&S->runq)) {
         /* Nothing ready, no timer, no I/O: nothing can ever wake anyone. */
         if (!S->timers && !S->ctimers && !io) return -EDEADLK;
@@ -190,7 +189,7 @@ int gt_dispatch(int64_t deadline)
         gt__switch(S, NULL, gt__pop_ready(S));
         if (!gt__list_empty(&S->zombies)) gt__release_zombies(S);
     }
-    return S->live || S->ctimers || (S->io && S->io->waiters);
+    return S->ids_n || S->ctimers || (S->io && S->io->waiters);
 }
 
 int gt_start(int64_t deadline)

@@ -1,6 +1,19 @@
 /* Context switch for x86-64 System V.  Only what the ABI says a callee
  * must preserve is saved: rbx, rbp, r12-r15, the MXCSR control bits and
- * the x87 control word.  No signal mask, so no system call. */
+ * the x87 control word.  No signal mask, so no system call.
+ *
+ * A saved context is a stack pointer; below it, from low to high: MXCSR
+ * and the x87 control word (8 bytes), r15, r14, r13, r12, rbx, rbp, and
+ * the address to resume at.
+ *
+ * The CPU predicts each `ret` from a small stack of the return addresses
+ * of recent calls.  Two green threads that park at the same call site
+ * (a yield or channel ping-pong) resume at the address that stack
+ * predicts, so the switch returns with `ret`.  A new thread is entered by
+ * a jump instead (gt__ctx_enter_sp), which leaves its starter's return
+ * address on top of that stack: when the thread ends without having
+ * parked, the `ret` back to its starter (most often its joiner) is
+ * predicted as well. */
     .text
 
 /* void gt__ctx_swap_sp(void **save_sp, void *new_sp) */
@@ -20,6 +33,7 @@ gt__ctx_swap_sp:
     fnstcw 4(%rsp)
     movq %rsp, (%rdi)
     movq %rsi, %rsp
+restore:
     ldmxcsr (%rsp)
     fldcw 4(%rsp)
     addq $8, %rsp
@@ -33,9 +47,36 @@ gt__ctx_swap_sp:
     .cfi_endproc
     .size gt__ctx_swap_sp, .-gt__ctx_swap_sp
 
-/* First code a new green thread runs: gt__ctx_make leaves the stack
- * 16-byte aligned here, so the call sees the alignment the ABI promises.
- * The undefined return address ends backtraces in debuggers. */
+/* void gt__ctx_enter_sp(void **save_sp, void *new_sp): saves like
+ * gt__ctx_swap_sp, then starts the context gt__ctx_make laid out at
+ * new_sp, with its MXCSR and control word, by a jump. */
+    .globl gt__ctx_enter_sp
+    .hidden gt__ctx_enter_sp
+    .type gt__ctx_enter_sp, @function
+gt__ctx_enter_sp:
+    .cfi_startproc
+    pushq %rbp
+    pushq %rbx
+    pushq %r12
+    pushq %r13
+    pushq %r14
+    pushq %r15
+    subq $8, %rsp
+    stmxcsr (%rsp)
+    fnstcw 4(%rsp)
+    movq %rsp, (%rdi)
+    ldmxcsr (%rsi)
+    fldcw 4(%rsi)
+    leaq 64(%rsi), %rsp
+    jmp gt__ctx_start
+    .cfi_endproc
+    .size gt__ctx_enter_sp, .-gt__ctx_enter_sp
+
+/* First code a new green thread runs, with the stack 16-byte aligned so
+ * that the call sees the alignment the ABI promises.  gt__thread_main
+ * returns the context to resume once the thread has ended; nothing of
+ * the ended thread is saved.  The undefined return address ends
+ * backtraces in debuggers. */
     .globl gt__ctx_start
     .hidden gt__ctx_start
     .type gt__ctx_start, @function
@@ -44,7 +85,8 @@ gt__ctx_start:
     .cfi_undefined rip
     xorl %ebp, %ebp
     call gt__thread_main
-    ud2
+    movq (%rax), %rsp
+    jmp restore
     .cfi_endproc
     .size gt__ctx_start, .-gt__ctx_start
 

@@ -67,55 +67,69 @@ static int stack_args(size_t *size, int flags)
     return 0;
 }
 
-/* The slow path of spawn: attributes, a cold or new stack. */
-static int new_stack(gt__sched *S, const gt_attr *attr, gt__thread **out)
+/* Gives a stack's control block to a new thread and queues it.  The
+ * fields not set here are zero or were left clean by the previous thread
+ * on the stack: not timed, not waiting, no joiner. */
+static inline int64_t start(gt__sched *S, gt__thread *t, gt_fn *fn, void *arg,
+                            const char *site, const char *name)
 {
-    size_t size = S->stack_size;
-    int flags = S->stack_flags;
-    if (attr) {
-        if (attr->stack_size) size = attr->stack_size;
-        if (attr->flags) flags = attr->flags;
-        int rc = stack_args(&size, attr->flags);
-        if (rc < 0) return rc;
-    }
-    return gt__stack_get(S, size, flags, out);
-}
-
-int64_t gt_spawn_at(gt_fn *fn, void *arg, const gt_attr *attr, const char *site)
-{
-    gt__sched *S = gt__get();
-    if (!fn) return -EINVAL;
-    if (S->ids_n >= S->ids_cap && ids_grow(S) < 0) return -ENOMEM;
-    gt__thread *t = attr ? NULL : gt__stack_warm(&S->pool[S->stack_flags]);
-    if (!t) {
-        int rc = new_stack(S, attr, &t);
-        if (rc < 0) return rc;
-    }
 #ifdef GT__ASAN
     /* ASan's shadow still marks the frames of the stack's last user. */
     __asan_unpoison_memory_region(t->stack_lo,
                                   (size_t)((char *)t - t->stack_lo));
 #endif
-    /* The other fields are zero or were left clean by the previous
-     * thread on this stack: not timed, not waiting, no joiner. */
     t->id = S->next_id++;
     t->state = GT__READY;
     t->cancelled = 0;
     t->started = 0;
     t->fn = fn;
     t->arg = arg;
-    t->site = site ? site : "?";
+    t->site = site;
     t->name[0] = 0;
-    if (attr && attr->name) {
-        strncpy(t->name, attr->name, sizeof t->name - 1);
+    if (name) {
+        strncpy(t->name, name, sizeof t->name - 1);
         t->name[sizeof t->name - 1] = 0;
     }
     gt__ctx_make(&t->ctx, t->stack_lo, (char *)t);
     ids_put(S, t);
-    gt__list_push(&S->all, &t->all);
     gt__list_push(&S->runq, &t->runq);
-    S->live++;
     return t->id;
+}
+
+/* Everything but the common case: bad arguments, a scheduler to set up,
+ * attributes, an id table to grow, a cold or new stack. */
+__attribute__((noinline)) static int64_t
+spawn_slow(gt_fn *fn, void *arg, const gt_attr *attr, const char *site)
+{
+    gt__sched *S = gt__get();
+    if (!fn) return -EINVAL;
+    if (S->ids_n >= S->ids_cap && ids_grow(S) < 0) return -ENOMEM;
+    gt__thread *t = attr ? NULL : gt__stack_warm(&S->pool[S->stack_flags]);
+    if (!t) {
+        size_t size = S->stack_size;
+        int flags = S->stack_flags;
+        if (attr) {
+            if (attr->stack_size) size = attr->stack_size;
+            if (attr->flags) flags = attr->flags;
+            int rc = stack_args(&size, attr->flags);
+            if (rc < 0) return rc;
+        }
+        int rc = gt__stack_get(S, size, flags, &t);
+        if (rc < 0) return rc;
+    }
+    return start(S, t, fn, arg, site, attr ? attr->name : NULL);
+}
+
+/* A scheduler that is not set up has no pooled stack and no id room, so
+ * the fast path needs no check of its own for that. */
+int64_t gt_spawn_at(gt_fn *fn, void *arg, const gt_attr *attr, const char *site)
+{
+    gt__sched *S = &gt__S;
+    gt__thread *t;
+    if (__builtin_expect(!fn || attr || S->ids_n >= S->ids_cap, 0) ||
+        !(t = gt__stack_warm(&S->pool[S->stack_flags])))
+        return spawn_slow(fn, arg, attr, site);
+    return start(S, t, fn, arg, site, NULL);
 }
 
 int gt_set_default_stack(size_t stack_size, int flags)
@@ -129,9 +143,9 @@ int gt_set_default_stack(size_t stack_size, int flags)
 }
 
 /* Every green thread starts here, on its own stack, and ends here. */
-void gt__thread_main(void)
+gt__ctx *gt__thread_main(void)
 {
-    gt__sched *S = gt__get();
+    gt__sched *S = &gt__S;
 #ifdef GT__ASAN
     gt__asan_arrived(S, NULL);
 #endif
@@ -140,27 +154,28 @@ void gt__thread_main(void)
     t->fn(t->arg);
 
     t->state = GT__DONE;
-    S->live--;
     ids_del(S, t);
-    gt__list_remove(&t->all);
-    gt__thread *j = t->joiner;
-    t->joiner = NULL;
     /* Pooling the stack we still run on is safe: nothing can take it
      * before the switch below.  Unmapping is not; the loop does that. */
     if (!gt__stack_keep_warm(&S->pool[t->flags], t) && !gt__stack_keep(S, t))
         gt__list_push(&S->zombies, &t->runq);
+    gt__thread *j = t->joiner, *next = NULL;
+    t->joiner = NULL;
     if (j && j->state == GT__PARKED && S->budget && gt__list_empty(&S->runq)) {
         /* The joiner is all there is to run: hand over directly, as the
          * run queue would. */
-        gt__unqueue(S, j);
+        gt__untime(S, j);
         j->wake_rc = 0;
+        next = j;
         S->budget--;
-        gt__switch(S, t, j);
     } else {
         if (j) gt__wake(j, 0);
-        gt__switch_next(S, t);
+        if (S->budget && !gt__list_empty(&S->runq)) {
+            S->budget--;
+            next = gt__pop_ready(S);
+        }
     }
-    GT__ASSERT(!"an ended green thread was resumed");
+    return gt__switch_last(S, t, next);
 }
 
 int64_t gt_self(void)
@@ -178,9 +193,10 @@ static int lookup(gt__sched *S, int64_t id, gt__thread **out)
     return 0;
 }
 
+/* An unset scheduler has no current thread: no gt__get needed. */
 int gt_join(int64_t id, int64_t deadline)
 {
-    gt__sched *S = gt__get();
+    gt__sched *S = &gt__S;
     gt__thread *me = S->current, *t;
     if (!me) return -EPERM;
     int rc = lookup(S, id, &t);

@@ -48,14 +48,6 @@ def _type(name):
             "(RelWithDebInfo or Debug)" % name)
 
 
-def _field_offset(t, name):
-    for f in t.fields():
-        if f.name == name:
-            return f.bitpos // 8
-    raise gdb.GdbError("socketloop: %s has no field %s (helper and runtime "
-                       "out of sync?)" % (t, name))
-
-
 def _has_field(t, name):
     return any(f.name == name for f in t.fields())
 
@@ -97,24 +89,24 @@ def _sched():
 
 
 def _threads(S):
-    """The live green threads, oldest first, as gt__thread pointers."""
-    thr_t = _type("gt__thread")
-    off = _field_offset(thr_t, "all")
-    char_p = gdb.lookup_type("char").pointer()
-    thr_p = thr_t.pointer()
-    head = S["all"].address
-    head_addr = int(head)
-    node = S["all"]["next"]
+    """The live green threads, oldest first, as gt__thread pointers: the
+    id table (S->ids, chained through id_next) is the registry."""
+    cap = int(S["ids_cap"])
+    ids = S["ids"]
     out = []
-    while int(node) != head_addr:
-        if int(node) == 0:
-            raise gdb.GdbError("socketloop: broken registry (NULL link "
-                               "after %d threads)" % len(out))
-        if len(out) >= MAX_THREADS:
-            raise gdb.GdbError("socketloop: registry does not loop back; "
-                               "memory corrupt?")
-        out.append((node.cast(char_p) - off).cast(thr_p))
-        node = node["next"]
+    for i in range(cap):
+        t = ids[i]
+        while int(t) != 0:
+            if len(out) >= MAX_THREADS:
+                raise gdb.GdbError("socketloop: id table does not end; "
+                                   "memory corrupt?")
+            out.append(t)
+            t = t["id_next"]
+    if len(out) != int(S["ids_n"]):
+        raise gdb.GdbError("socketloop: id table holds %d threads, its count "
+                           "says %d; memory corrupt?" % (len(out),
+                                                         int(S["ids_n"])))
+    out.sort(key=lambda t: int(t["id"]))
     return out
 
 
