@@ -6,10 +6,13 @@
 #include <poll.h>
 #include <netdb.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
-#define NET__BATCH 256 /* events taken from the poller per wait */
+#define NET__BATCH 256      /* events taken from the poller per wait */
+#define NET__NOMEM_PAUSE 10 /* ms, longest pause when it lacks memory */
 
 static __thread net__loop *tls_loop;
 static pthread_key_t exit_key;
@@ -53,10 +56,24 @@ static void loop_wait(gt__io *io, int timeout_ms)
     net__event ev[NET__BATCH];
     int n = L->be->wait(L->p, timeout_ms, ev, NET__BATCH);
     if (n < 0) {
-        /* EINTR ends the round early; anything else is a broken poller,
-         * and carrying on would spin. */
-        if (n == -EINTR) return;
-        gt__fatal(__FILE__, __LINE__, "poller wait failed");
+        /* EINTR ends the round early.  ENOMEM (the kernel's copy of a poll
+         * or select set, the poll backend's array) is transient: pause so
+         * as not to spin, and poll again next round; waiters keep waiting
+         * with their deadlines.  Anything else is a broken poller (its
+         * descriptor closed under it), and carrying on would spin. */
+        if (n == -ENOMEM) {
+            int ms = timeout_ms < 0 || timeout_ms > NET__NOMEM_PAUSE
+                         ? NET__NOMEM_PAUSE
+                         : timeout_ms;
+            struct timespec ts = {0, ms * 1000000L};
+            nanosleep(&ts, NULL);
+        } else if (n != -EINTR) {
+            char what[96];
+            snprintf(what, sizeof what, "poller wait failed: %s",
+                     net_strerror(n));
+            gt__fatal(__FILE__, __LINE__, what);
+        }
+        return;
     }
     for (int i = 0; i < n; i++) {
         net__waitable *w = ev[i].w;
