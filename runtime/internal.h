@@ -23,6 +23,13 @@
 #define GT__ASAN 1
 #endif
 #endif
+#if defined(__SANITIZE_THREAD__)
+#define GT__TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define GT__TSAN 1
+#endif
+#endif
 
 /* Circular doubly linked list with a sentinel head.  A detached node
  * points at itself, so removing it twice is harmless. */
@@ -72,11 +79,24 @@ typedef struct gt__ctx {
 #else
     void *sp; /* stack pointer with callee-saved registers pushed below */
 #endif
+#ifdef GT__TSAN
+    void *tsan_fiber; /* ThreadSanitizer's state for this context */
+#endif
 } gt__ctx;
 
 /* gt__ctx_swap saves `from` and resumes `to`; gt__ctx_enter does the
  * same for a `to` that has never run (see switch_x86_64.S for why the
- * two differ). */
+ * two differ).  ThreadSanitizer hears of each switch at the last moment,
+ * inside the function that makes it, so that its record of entered and
+ * left functions stays right for both contexts. */
+#ifdef GT__TSAN
+#include <sanitizer/tsan_interface.h>
+/* Flags 0: the switch orders what came before it before what comes
+ * after, as it does on one OS thread. */
+#define GT__TSAN_SWITCH(to) __tsan_switch_to_fiber((to)->tsan_fiber, 0)
+#else
+#define GT__TSAN_SWITCH(to) ((void)0)
+#endif
 #ifdef GT__UCONTEXT
 void gt__ctx_make(gt__ctx *c, char *lo, char *hi);
 void gt__ctx_swap(gt__ctx *from, gt__ctx *to);
@@ -91,11 +111,13 @@ void gt__ctx_start(void);
 
 static inline void gt__ctx_swap(gt__ctx *from, gt__ctx *to)
 {
+    GT__TSAN_SWITCH(to);
     gt__ctx_swap_sp(&from->sp, to->sp);
 }
 
 static inline void gt__ctx_enter(gt__ctx *from, gt__ctx *to)
 {
+    GT__TSAN_SWITCH(to);
     gt__ctx_enter_sp(&from->sp, to->sp);
 }
 
@@ -148,7 +170,20 @@ typedef struct gt__pooled {
     char *map;
     unsigned vg_id;
     int cold;
+#ifdef GT__TSAN
+    void *tsan_fiber;
+#endif
 } gt__pooled;
+
+/* The pool entry for t's stack, warm. */
+static inline gt__pooled gt__pooled_of(const gt__thread *t)
+{
+#ifdef GT__TSAN
+    return (gt__pooled){t->map, t->vg_id, 0, t->ctx.tsan_fiber};
+#else
+    return (gt__pooled){t->map, t->vg_id, 0};
+#endif
+}
 
 typedef struct gt__pool {
     gt__pooled *v;   /* LIFO */
@@ -246,7 +281,7 @@ static inline int gt__stack_keep_warm(gt__pool *p, gt__thread *t)
 {
     if (t->map_size != p->map_size || p->n >= GT__HOT || p->n == p->cap)
         return 0;
-    p->v[p->n++] = (gt__pooled){t->map, t->vg_id, 0};
+    p->v[p->n++] = gt__pooled_of(t);
     return 1;
 }
 

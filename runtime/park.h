@@ -55,7 +55,9 @@ static inline void gt__switch(gt__sched *S, gt__thread *from, gt__thread *to)
 }
 
 /* Leaves the ended thread `from` for good: returns the context of `to`
- * for the switch code to resume; nothing of `from` is saved. */
+ * for the switch code to resume; nothing of `from` is saved.  (Under
+ * ThreadSanitizer the switch code tells it of the switch: no instrumented
+ * function may return in between.) */
 static inline gt__ctx *gt__switch_last(gt__sched *S, gt__thread *from,
                                        gt__thread *to)
 {

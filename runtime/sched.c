@@ -40,6 +40,9 @@ void gt__init(gt__sched *S)
     pthread_once(&exit_once, make_exit_key);
     pthread_setspecific(exit_key, S);
     gt__install_overflow_handler(S);
+#ifdef GT__TSAN
+    S->loop.tsan_fiber = __tsan_get_current_fiber();
+#endif
     S->ready = 1;
 }
 

@@ -7,6 +7,7 @@
 #include "internal.h"
 
 #include <errno.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,11 +22,17 @@
 
 #define GT__POOL_MAX 4096
 
+/* Threads may race to fill in these two; each writes the same value,
+ * and relaxed atomics make that race well defined at no cost. */
 static size_t page_size(void)
 {
-    static size_t page; /* same value in every thread; a benign race */
-    if (__builtin_expect(!page, 0)) page = (size_t)sysconf(_SC_PAGESIZE);
-    return page;
+    static _Atomic size_t page;
+    size_t v = atomic_load_explicit(&page, memory_order_relaxed);
+    if (__builtin_expect(!v, 0)) {
+        v = (size_t)sysconf(_SC_PAGESIZE);
+        atomic_store_explicit(&page, v, memory_order_relaxed);
+    }
+    return v;
 }
 
 static long read_long(const char *path)
@@ -73,10 +80,10 @@ static int map_error(int err)
  * which costs a second mapping per stack. */
 static int guard_pages(char *p, size_t len)
 {
-    static int no_madvise; /* the same answer in every thread */
-    if (!no_madvise) {
+    static _Atomic int no_madvise;
+    if (!atomic_load_explicit(&no_madvise, memory_order_relaxed)) {
         if (madvise(p, len, MADV_GUARD_INSTALL) == 0) return 0;
-        no_madvise = 1;
+        atomic_store_explicit(&no_madvise, 1, memory_order_relaxed);
     }
     return mprotect(p, len, PROT_NONE);
 }
@@ -91,7 +98,7 @@ static size_t map_size_of(size_t size, int flags)
     return flags ? size : size + page_size();
 }
 
-static void unmap(char *map, size_t map_size, unsigned vg_id)
+static void unmap(char *map, size_t map_size, const gt__pooled *id)
 {
 #ifdef GT__ASAN
     /* Whatever maps these pages next must not inherit the poison of our
@@ -99,23 +106,28 @@ static void unmap(char *map, size_t map_size, unsigned vg_id)
     __asan_unpoison_memory_region(map, map_size);
 #endif
 #ifdef GT__VALGRIND
-    VALGRIND_STACK_DEREGISTER(vg_id);
-#else
-    (void)vg_id;
+    VALGRIND_STACK_DEREGISTER(id->vg_id);
 #endif
+#ifdef GT__TSAN
+    __tsan_destroy_fiber(id->tsan_fiber);
+#endif
+    (void)id;
     munmap(map, map_size);
 }
 
 /* Fills in the fields that describe a stack; everything else in a fresh
  * or cold control block is zero. */
-static gt__thread *setup(char *map, size_t map_size, size_t guard,
-                         unsigned vg_id, int flags)
+static gt__thread *setup(const gt__pooled *id, size_t map_size, size_t guard,
+                         int flags)
 {
-    gt__thread *t = tcb_of(map, map_size);
-    t->map = map;
+    gt__thread *t = tcb_of(id->map, map_size);
+    t->map = id->map;
     t->map_size = map_size;
-    t->stack_lo = map + guard;
-    t->vg_id = vg_id;
+    t->stack_lo = id->map + guard;
+    t->vg_id = id->vg_id;
+#ifdef GT__TSAN
+    t->ctx.tsan_fiber = id->tsan_fiber;
+#endif
     t->flags = flags;
     if (flags) *(uint64_t *)(void *)t->stack_lo = GT__CANARY;
     return t;
@@ -131,7 +143,7 @@ int gt__stack_get(gt__sched *S, size_t size, int flags, gt__thread **out)
         /* A warm stack still has its control block and canary intact:
          * the canary was checked when its last thread switched away. */
         gt__pooled *p = &pool->v[--pool->n];
-        *out = p->cold ? setup(p->map, map_size, guard, p->vg_id, flags)
+        *out = p->cold ? setup(p, map_size, guard, flags)
                        : tcb_of(p->map, map_size);
         return 0;
     }
@@ -144,11 +156,15 @@ int gt__stack_get(gt__sched *S, size_t size, int flags, gt__thread **out)
         munmap(map, map_size);
         return rc;
     }
-    unsigned vg_id = 0;
+    gt__pooled id = {.map = map};
 #ifdef GT__VALGRIND
-    vg_id = VALGRIND_STACK_REGISTER(map + guard, map + map_size - GT__TCB_SIZE);
+    id.vg_id =
+        VALGRIND_STACK_REGISTER(map + guard, map + map_size - GT__TCB_SIZE);
 #endif
-    *out = setup(map, map_size, guard, vg_id, flags);
+#ifdef GT__TSAN
+    id.tsan_fiber = __tsan_create_fiber(0);
+#endif
+    *out = setup(&id, map_size, guard, flags);
     return 0;
 }
 
@@ -163,7 +179,7 @@ int gt__stack_keep(gt__sched *S, gt__thread *t)
         pool->v = v;
         pool->cap = cap;
     }
-    pool->v[pool->n++] = (gt__pooled){t->map, t->vg_id, 0};
+    pool->v[pool->n++] = gt__pooled_of(t);
     /* Keep only the newest GT__HOT warm: everything below them is cold. */
     if (pool->n > GT__HOT) {
         gt__pooled *p = &pool->v[pool->n - 1 - GT__HOT];
@@ -177,13 +193,14 @@ int gt__stack_keep(gt__sched *S, gt__thread *t)
 
 void gt__stack_unmap(gt__thread *t)
 {
-    unmap(t->map, t->map_size, t->vg_id);
+    gt__pooled id = gt__pooled_of(t);
+    unmap(t->map, t->map_size, &id);
 }
 
 static void drain(gt__pool *pool)
 {
     for (size_t i = 0; i < pool->n; i++)
-        unmap(pool->v[i].map, pool->map_size, pool->v[i].vg_id);
+        unmap(pool->v[i].map, pool->map_size, &pool->v[i]);
     free(pool->v);
     pool->v = NULL;
     pool->n = pool->cap = 0;

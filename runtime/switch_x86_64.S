@@ -14,6 +14,14 @@
  * address on top of that stack: when the thread ends without having
  * parked, the `ret` back to its starter (most often its joiner) is
  * predicted as well. */
+#if defined(__SANITIZE_THREAD__)
+#define GT__TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define GT__TSAN 1
+#endif
+#endif
+
     .text
 
 /* void gt__ctx_swap_sp(void **save_sp, void *new_sp) */
@@ -85,6 +93,17 @@ gt__ctx_start:
     .cfi_undefined rip
     xorl %ebp, %ebp
     call gt__thread_main
+#ifdef GT__TSAN
+    /* ThreadSanitizer: announce the switch to the context's state (the
+     * field after sp), keeping rax and the call's 16-byte alignment. */
+    pushq %rax
+    subq $8, %rsp
+    movq 8(%rax), %rdi
+    xorl %esi, %esi
+    call __tsan_switch_to_fiber@PLT
+    addq $8, %rsp
+    popq %rax
+#endif
     movq (%rax), %rsp
     jmp restore
     .cfi_endproc
