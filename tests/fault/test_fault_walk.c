@@ -166,8 +166,8 @@ static const char *judge(const kind *k, int policy, const sc_run *r,
 }
 
 /* Runs a fault that must abort, in a fork()ed child.  Returns 0 if the
- * fault was not reached; else 1, with *why NULL if the child died by
- * SIGABRT and said why. */
+ * fault was not reached and the run succeeded; else 1, with *why NULL if
+ * the child died by SIGABRT and said why. */
 static int run_aborting(const kind *k, long n, const char **why)
 {
     int p[2];
@@ -189,7 +189,7 @@ static int run_aborting(const kind *k, long n, const char **why)
         close(p[0]);
         close(p[1]);
         sc_run_once(&run, k->site, n, k->err, budget());
-        _exit(fault_hit(NULL) ? 1 : 3);
+        _exit(fault_hit(NULL) ? 1 : run.loop_rc == 0 && all_ok(&run) ? 3 : 4);
     }
     close(p[1]);
     while ((got = read(p[0], text + len, sizeof text - 1 - len)) > 0)
@@ -198,7 +198,9 @@ static int run_aborting(const kind *k, long n, const char **why)
     close(p[0]);
     int st = pid < 0 ? -1 : nt_wait_child(pid);
     if (st >= 0 && WIFEXITED(st) && WEXITSTATUS(st) == 3) return 0;
-    if (st < 0 || !WIFSIGNALED(st) || WTERMSIG(st) != SIGABRT)
+    if (st >= 0 && WIFEXITED(st) && WEXITSTATUS(st) == 4)
+        *why = "a run that the fault did not reach failed";
+    else if (st < 0 || !WIFSIGNALED(st) || WTERMSIG(st) != SIGABRT)
         *why = "the process did not abort";
     else if (!strstr(text, want))
         *why = "the abort did not say why";
