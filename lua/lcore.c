@@ -260,7 +260,7 @@ static int l_new(lua_State *L)
 
 /* Finds and removes the error of thread co (or the first one when co is
  * NULL); pushes thread and message, or nothing. */
-static int take_error(lua_State *L, lsl_loop *lp, lua_State *co)
+static int take_error(lua_State *L, lsl_loop *lp, const lua_State *co)
 {
     lua_rawgeti(L, LUA_REGISTRYINDEX, lp->errors_ref);
     int t = lua_gettop(L);

@@ -183,7 +183,7 @@ int net_wait(int fd, int events, int64_t deadline)
         int got = ((p.revents & POLLIN) ? NET_IN : 0) |
                   ((p.revents & POLLOUT) ? NET_OUT : 0);
         if (p.revents & (POLLERR | POLLHUP | POLLNVAL)) got = events;
-        return got & events ? got & events : events;
+        return (got & events) ? (got & events) : events;
     }
     if (!gt__S.current) return -EPERM;
     foreign f = {{fd, -1, {NULL, NULL}, {NULL, NULL}, {0, 0}, 0, foreign_event},
@@ -198,7 +198,7 @@ int net_wait(int fd, int events, int64_t deadline)
     if (rc < 0) return rc;
     /* Errors and hang-ups count as whatever was asked for. */
     int seen = f.fired & (NET_IN | NET_OUT);
-    return seen & events ? seen & events : events;
+    return (seen & events) ? (seen & events) : events;
 }
 
 const char *net_strerror(int rc)

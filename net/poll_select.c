@@ -51,7 +51,8 @@ static int wait_events(net__poller *p, int timeout_ms, net__event *out, int max)
         if (ev & NET_OUT) FD_SET(fd, &p->w);
         if (ev && fd > maxfd) maxfd = fd;
     }
-    struct timeval tv = {timeout_ms / 1000, (timeout_ms % 1000) * 1000};
+    struct timeval tv = {timeout_ms / 1000,
+                         (suseconds_t)(timeout_ms % 1000) * 1000};
     int r = select(maxfd + 1, &p->r, &p->w, NULL, timeout_ms < 0 ? NULL : &tv);
     if (r < 0) return -errno;
     int n = 0;

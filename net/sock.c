@@ -201,7 +201,7 @@ static int to_addr(const struct sockaddr_storage *ss, net_addr *out)
 
 static int get_addr(net_sock *s, net_addr *out, int peer)
 {
-    struct sockaddr_storage ss;
+    struct sockaddr_storage ss = {0};
     socklen_t len = sizeof ss;
     if (!s || !out) return -EINVAL;
     if (s->closed) return NET_ECLOSED;

@@ -168,7 +168,7 @@ one_op(gt_chan *ch, int op, void *elem, int64_t deadline)
 
 int gt_chan_send(gt_chan *ch, const void *elem, int64_t deadline)
 {
-    return one_op(ch, GT_SEND, (void *)(uintptr_t)elem, deadline);
+    return one_op(ch, GT_SEND, (void *)elem, deadline);
 }
 
 int gt_chan_recv(gt_chan *ch, void *elem, int64_t deadline)

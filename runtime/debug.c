@@ -11,7 +11,7 @@
 #include <ucontext.h>
 #include <unistd.h>
 
-#define ALTSTACK_SIZE (64 * 1024)
+#define ALTSTACK_SIZE ((size_t)64 * 1024)
 
 static const char *state_name(int s)
 {
@@ -46,7 +46,7 @@ static int by_id(const void *a, const void *b)
 int gt_dump(FILE *out)
 {
     gt__sched *S = gt__get();
-    gt__thread **v = malloc(S->ids_n * sizeof *v + 1);
+    gt__thread **v = malloc(S->ids_n * sizeof(gt__thread *) + 1);
     size_t n = 0;
     for (size_t i = 0; i < S->ids_cap; i++)
         for (gt__thread *t = S->ids[i]; t; t = t->id_next) {
@@ -56,7 +56,7 @@ int gt_dump(FILE *out)
                 dump_one(out, t);
         }
     if (v) {
-        qsort(v, n, sizeof *v, by_id);
+        qsort(v, n, sizeof(gt__thread *), by_id);
         for (size_t i = 0; i < n; i++) dump_one(out, v[i]);
         free(v);
     }
@@ -105,7 +105,8 @@ static int is_overflow(const gt__thread *t, const char *addr, void *uctx)
 {
     if (addr >= t->map && addr < t->stack_lo) return 1;
 #if defined(__x86_64__) && defined(REG_RSP)
-    const char *sp =
+    /* The saved register is an integer that holds an address. */
+    const char *sp = /* NOLINTNEXTLINE(performance-no-int-to-ptr) */
         (const char *)((ucontext_t *)uctx)->uc_mcontext.gregs[REG_RSP];
     if (sp < t->stack_lo && sp + (1 << 20) > t->stack_lo) return 1;
 #else

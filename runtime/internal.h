@@ -98,7 +98,7 @@ typedef struct gt__ctx {
 #define GT__TSAN_SWITCH(to) ((void)0)
 #endif
 #ifdef GT__UCONTEXT
-void gt__ctx_make(gt__ctx *c, char *lo, char *hi);
+void gt__ctx_make(gt__ctx *c, char *lo, const char *hi);
 void gt__ctx_swap(gt__ctx *from, gt__ctx *to);
 static inline void gt__ctx_enter(gt__ctx *from, gt__ctx *to)
 {
@@ -124,10 +124,11 @@ static inline void gt__ctx_enter(gt__ctx *from, gt__ctx *to)
 /* Lays out the frame gt__ctx_swap_sp pops: the default MXCSR and x87
  * control word, six registers whose values do not matter (gt__ctx_start
  * clears rbp itself), and gt__ctx_start as the return address. */
-static inline void gt__ctx_make(gt__ctx *c, char *lo, char *hi)
+static inline void gt__ctx_make(gt__ctx *c, char *lo, const char *hi)
 {
     (void)lo;
-    uint64_t *sp = (uint64_t *)(((uintptr_t)hi & ~(uintptr_t)15) - 64);
+    char *aligned = (char *)hi - ((uintptr_t)hi & 15);
+    uint64_t *sp = (uint64_t *)(void *)(aligned - 64);
     sp[0] = 0x1F80 | ((uint64_t)0x037F << 32);
     sp[7] = (uint64_t)(uintptr_t)gt__ctx_start;
     c->sp = sp;

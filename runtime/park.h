@@ -24,8 +24,8 @@ static inline gt__ctx *gt__enter(gt__sched *S, gt__thread *to)
 
 #ifdef GT__ASAN
 /* Tells ASan which stack the next switch lands on. */
-static inline void gt__asan_leave(gt__sched *S, void **fake, gt__thread *from,
-                                  gt__thread *to)
+static inline void gt__asan_leave(gt__sched *S, void **fake,
+                                  const gt__thread *from, gt__thread *to)
 {
     S->from_loop = from == NULL;
     __sanitizer_start_switch_fiber(

@@ -40,7 +40,11 @@ static long read_long(const char *path)
     FILE *f = fopen(path, "r");
     long v = -1;
     if (f) {
-        if (fscanf(f, "%ld", &v) != 1) v = -1;
+        char buf[32], *end;
+        if (fgets(buf, sizeof buf, f)) {
+            v = strtol(buf, &end, 10);
+            if (end == buf) v = -1;
+        }
         fclose(f);
     }
     return v;

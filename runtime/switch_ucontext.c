@@ -17,7 +17,7 @@ entry(void)
     setcontext(&next->uc);
 }
 
-void gt__ctx_make(gt__ctx *c, char *lo, char *hi)
+void gt__ctx_make(gt__ctx *c, char *lo, const char *hi)
 {
     /* getcontext cannot fail on Linux for a valid pointer. */
     getcontext(&c->uc);

@@ -35,7 +35,7 @@ static void ids_put(gt__sched *S, gt__thread *t)
 static int ids_grow(gt__sched *S)
 {
     size_t old_cap = S->ids_cap, cap = old_cap ? old_cap * 2 : 64;
-    gt__thread **old = S->ids, **v = calloc(cap, sizeof *v);
+    gt__thread **old = S->ids, **v = calloc(cap, sizeof(gt__thread *));
     if (!v) return -ENOMEM;
     S->ids = v;
     S->ids_cap = cap;

@@ -75,12 +75,12 @@ static void fail(const char *fmt, ...)
     exit(1);
 }
 
-#define CHECK(rc, what)                                                       \
-    do {                                                                      \
-        long long rc_ = (long long)(rc);                                      \
-        if (rc_ < 0)                                                          \
-            fail("%s failed: %s (%lld) at %s:%d", (what),                     \
-                 gt_strerror((int)rc_), rc_, __FILE__, __LINE__);             \
+#define CHECK(rc, what)                                                        \
+    do {                                                                       \
+        long long rc_ = (long long)(rc);                                       \
+        if (rc_ < 0)                                                           \
+            fail("%s failed: %s (%lld) at %s:%d", (what),                      \
+                 gt_strerror((int)rc_), rc_, __FILE__, __LINE__);              \
     } while (0)
 
 static int selected(const char *group)
@@ -104,16 +104,20 @@ static void json_str(const char *s)
     putchar('"');
     for (; *s; s++) {
         if (*s == '"' || *s == '\\') putchar('\\');
-        if ((unsigned char)*s < 0x20) printf("\\u%04x", *s);
-        else putchar(*s);
+        if ((unsigned char)*s < 0x20)
+            printf("\\u%04x", *s);
+        else
+            putchar(*s);
     }
     putchar('"');
 }
 
 static void json_num(double v)
 {
-    if (isnan(v)) fputs("null", stdout);
-    else printf("%.3f", v);
+    if (isnan(v))
+        fputs("null", stdout);
+    else
+        printf("%.3f", v);
 }
 
 static void print_rows(void)
@@ -129,8 +133,10 @@ static void print_rows(void)
             fputs(",\"unit\":", stdout);
             json_str(r->unit);
             fputs(",\"ref\":", stdout);
-            if (r->ref) json_str(r->ref);
-            else fputs("null", stdout);
+            if (r->ref)
+                json_str(r->ref);
+            else
+                fputs("null", stdout);
             fputs(",\"ref_value\":", stdout);
             json_num(r->ref_value);
             fputs(",\"ratio\":", stdout);
@@ -157,20 +163,29 @@ static void print_rows(void)
         row *r = &rows[i];
         char v[32], rv[32], ra[32], cnt[32];
         const char *fmt = strcmp(r->unit, "ns") == 0 ? "%.1f" : "%.0f";
-        if (isnan(r->value)) snprintf(v, sizeof v, "n/a");
-        else snprintf(v, sizeof v, fmt, r->value);
-        if (isnan(r->ref_value)) snprintf(rv, sizeof rv, "n/a");
-        else snprintf(rv, sizeof rv, fmt, r->ref_value);
+        if (isnan(r->value))
+            snprintf(v, sizeof v, "n/a");
+        else
+            snprintf(v, sizeof v, fmt, r->value);
+        if (isnan(r->ref_value))
+            snprintf(rv, sizeof rv, "n/a");
+        else
+            snprintf(rv, sizeof rv, fmt, r->ref_value);
         double ratio = r->value / r->ref_value;
-        if (isnan(ratio)) snprintf(ra, sizeof ra, "n/a");
-        else snprintf(ra, sizeof ra, "%.2f", ratio);
-        if (r->count >= 0) snprintf(cnt, sizeof cnt, "%ld", r->count);
-        else cnt[0] = 0;
+        if (isnan(ratio))
+            snprintf(ra, sizeof ra, "n/a");
+        else
+            snprintf(ra, sizeof ra, "%.2f", ratio);
+        if (r->count >= 0)
+            snprintf(cnt, sizeof cnt, "%ld", r->count);
+        else
+            cnt[0] = 0;
         printf("%-22s %12s %-6s %-16s %12s %8s %9s\n", r->name, v, r->unit,
                r->ref ? r->ref : "-", rv, ra, cnt);
     }
     for (int i = 0; i < nrows; i++)
-        if (rows[i].note[0]) printf("note: %s: %s\n", rows[i].name, rows[i].note);
+        if (rows[i].note[0])
+            printf("note: %s: %s\n", rows[i].name, rows[i].note);
 }
 
 /* --- Timing -------------------------------------------------------------- */
@@ -250,7 +265,7 @@ static void uc_pong(void)
 static double run_swapcontext(long n)
 {
     static char *stack;
-    const size_t size = 64 * 1024;
+    const size_t size = (size_t)64 * 1024;
     if (!stack && !(stack = malloc(size))) fail("out of memory");
     if (getcontext(&uc_other) < 0) fail("getcontext: %s", strerror(errno));
     uc_other.uc_stack.ss_sp = stack;
@@ -258,13 +273,15 @@ static double run_swapcontext(long n)
     uc_other.uc_link = NULL;
     makecontext(&uc_other, uc_pong, 0);
     swapcontext(&uc_main, &uc_other); /* start it outside the clock */
+    long rounds = n / 2;              /* each round is two switches */
     int64_t t0 = now_ns();
-    for (long i = 0; i < n / 2; i++) swapcontext(&uc_main, &uc_other);
+    for (long i = 0; i < rounds; i++) swapcontext(&uc_main, &uc_other);
     int64_t t1 = now_ns();
-    return (double)(t1 - t0) * (double)n / (double)(2 * (n / 2));
+    return (double)(t1 - t0) * (double)n / (double)(2 * rounds);
 }
 
-/* --- fcontext references --------------------------------------------------- */
+/* --- fcontext references ---------------------------------------------------
+ */
 
 #ifdef SLB_HAVE_FCONTEXT
 static double run_fctx_switch(long n)
@@ -293,14 +310,18 @@ static double fctx_switch_ns(void)
     return cached;
 }
 
-/* --- spawn_join ------------------------------------------------------------ */
+/* --- spawn_join ------------------------------------------------------------
+ */
 
 static struct {
     long n;
     int64_t t0, t1;
 } sj;
 
-static void sj_child(void *arg) { (void)arg; }
+static void sj_child(void *arg)
+{
+    (void)arg;
+}
 
 static void sj_parent(void *arg)
 {
@@ -323,7 +344,8 @@ static double run_spawn_join(long n)
     return (double)(sj.t1 - sj.t0);
 }
 
-/* --- chan_pingpong --------------------------------------------------------- */
+/* --- chan_pingpong ---------------------------------------------------------
+ */
 
 static struct {
     long rounds;
@@ -370,7 +392,8 @@ static double run_chan(long n)
     return (double)(cp.t1 - cp.t0) * (double)n / (double)(2 * cp.rounds);
 }
 
-/* --- parked threads: RSS per thread ---------------------------------------- */
+/* --- parked threads: RSS per thread ----------------------------------------
+ */
 
 typedef struct parked_result {
     int ok;
@@ -399,16 +422,22 @@ static void pk_fn(void *arg)
 static void pk_keeper(void *arg)
 {
     (void)arg;
-    int rc = gt_sleep(gt_now() + 3600 * 1000);
+    int rc = gt_sleep(gt_now() + (int64_t)3600 * 1000);
     if (rc != -ECANCELED) pk.bad++;
 }
 
 static long rss_bytes(void)
 {
     FILE *f = fopen("/proc/self/statm", "r");
-    long size, resident = -1;
+    long resident = -1;
     if (f) {
-        if (fscanf(f, "%ld %ld", &size, &resident) != 2) resident = -1;
+        /* The second field: pages resident. */
+        char line[128], *end;
+        const char *p = fgets(line, sizeof line, f) ? strchr(line, ' ') : NULL;
+        if (p) {
+            resident = strtol(p + 1, &end, 10);
+            if (end == p + 1) resident = -1;
+        }
         fclose(f);
     }
     return resident < 0 ? -1 : resident * sysconf(_SC_PAGESIZE);
@@ -420,10 +449,14 @@ static long mem_available(void)
     char line[256];
     long kb = -1;
     if (!f) return -1;
+    static const char key[] = "MemAvailable:";
     while (fgets(line, sizeof line, f))
-        if (sscanf(line, "MemAvailable: %ld kB", &kb) == 1) break;
+        if (!strncmp(line, key, sizeof key - 1)) {
+            kb = strtol(line + sizeof key - 1, NULL, 10);
+            break;
+        }
     fclose(f);
-    return kb < 0 ? -1 : kb * 1024;
+    return kb < 0 ? -1 : kb * 1024L;
 }
 
 static void appendf(char *buf, size_t size, const char *fmt, ...)
@@ -440,11 +473,12 @@ static void appendf(char *buf, size_t size, const char *fmt, ...)
 static void parked_child(const char *name, int guard, long want,
                          parked_result *res)
 {
-    const size_t stack = guard ? GT_STACK_DEFAULT : 16 * 1024;
+    const size_t stack = guard ? GT_STACK_DEFAULT : (size_t)16 * 1024;
     long count = want;
 
     memset(res, 0, sizeof *res);
-    if (!guard) CHECK(gt_set_default_stack(stack, GT_NOGUARD), "gt_set_default_stack");
+    if (!guard)
+        CHECK(gt_set_default_stack(stack, GT_NOGUARD), "gt_set_default_stack");
     CHECK(gt_chan_make(&pk.ch, sizeof(int), 0), "gt_chan_make");
     int64_t keeper = gt_spawn(pk_keeper, NULL);
     CHECK(keeper, "gt_spawn");
@@ -533,16 +567,19 @@ static void bench_parked(const char *name, int guard, long want)
     }
     close(fd[0]);
     int status;
-    while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {}
+    while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+    }
     row *r;
     if (got != (ssize_t)sizeof res || !WIFEXITED(status) ||
         WEXITSTATUS(status) != 0 || !res.ok) {
-        r = add_row(name, NAN, "bytes", NULL, NAN, got == sizeof res ? res.count : -1);
+        r = add_row(name, NAN, "bytes", NULL, NAN,
+                    got == sizeof res ? res.count : -1);
         if (WIFSIGNALED(status))
-            snprintf(r->note, sizeof r->note, "FAILED: child killed by signal %d",
-                     WTERMSIG(status));
+            snprintf(r->note, sizeof r->note,
+                     "FAILED: child killed by signal %d", WTERMSIG(status));
         else
-            snprintf(r->note, sizeof r->note, "FAILED: child exit status %d. %s",
+            snprintf(r->note, sizeof r->note,
+                     "FAILED: child exit status %d. %s",
                      WIFEXITED(status) ? WEXITSTATUS(status) : -1,
                      got == sizeof res ? res.note : "");
         failed = 1;
@@ -567,10 +604,14 @@ static void usage(FILE *out)
 int main(int argc, char **argv)
 {
     for (int i = 1; i < argc; i++) {
-        if (strcmp(argv[i], "--json") == 0) opt_json = 1;
-        else if (strcmp(argv[i], "--quick") == 0) opt_quick = 1;
-        else if (strcmp(argv[i], "--only") == 0 && i + 1 < argc) opt_only = argv[++i];
-        else if (strncmp(argv[i], "--only=", 7) == 0) opt_only = argv[i] + 7;
+        if (strcmp(argv[i], "--json") == 0)
+            opt_json = 1;
+        else if (strcmp(argv[i], "--quick") == 0)
+            opt_quick = 1;
+        else if (strcmp(argv[i], "--only") == 0 && i + 1 < argc)
+            opt_only = argv[++i];
+        else if (strncmp(argv[i], "--only=", 7) == 0)
+            opt_only = argv[i] + 7;
         else if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
             usage(stdout);
             return 0;
@@ -580,12 +621,15 @@ int main(int argc, char **argv)
         }
     }
     if (opt_only) {
-        static const char *const names[] = {"switch", "spawn_join", "chan_pingpong",
-                                            "parked_guard", "parked_noguard"};
+        static const char *const names[] = {"switch", "spawn_join",
+                                            "chan_pingpong", "parked_guard",
+                                            "parked_noguard"};
         int any = 0;
-        for (size_t i = 0; i < sizeof names / sizeof *names; i++) any |= selected(names[i]);
+        for (size_t i = 0; i < sizeof names / sizeof *names; i++)
+            any |= selected(names[i]);
         if (!any) {
-            fprintf(stderr, "socketloop-bench: unknown name in --only %s\n", opt_only);
+            fprintf(stderr, "socketloop-bench: unknown name in --only %s\n",
+                    opt_only);
             usage(stderr);
             return 2;
         }
@@ -607,13 +651,16 @@ int main(int argc, char **argv)
     }
     if (selected("chan_pingpong")) {
         double v = measure(run_chan);
-        add_row("chan_pingpong", v, "ns", "fcontext_switch", fctx_switch_ns(), -1);
+        add_row("chan_pingpong", v, "ns", "fcontext_switch", fctx_switch_ns(),
+                -1);
     }
-    if (selected("parked_guard")) bench_parked("parked_guard", 1, opt_quick ? 10000 : 100000);
+    if (selected("parked_guard"))
+        bench_parked("parked_guard", 1, opt_quick ? 10000 : 100000);
     if (selected("parked_noguard"))
         bench_parked("parked_noguard", 0, opt_quick ? 10000 : 1000000);
 #ifndef SLB_HAVE_FCONTEXT
-    if (nrows && (selected("switch") || selected("spawn_join") || selected("chan_pingpong")))
+    if (nrows && (selected("switch") || selected("spawn_join") ||
+                  selected("chan_pingpong")))
         snprintf(rows[0].note, sizeof rows[0].note,
                  "built without Boost.Context: fcontext references are n/a");
 #endif

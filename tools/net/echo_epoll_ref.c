@@ -97,8 +97,8 @@ static void on_accept(int lfd, long long *paused)
 static int flush(conn *c)
 {
     while (c->pending) {
-        ssize_t w = send(c->fd, c->buf + c->off, (size_t)c->pending,
-                         MSG_NOSIGNAL);
+        ssize_t w =
+            send(c->fd, c->buf + c->off, (size_t)c->pending, MSG_NOSIGNAL);
         if (w < 0) {
             if (errno == EINTR) continue;
             return errno == EAGAIN || errno == EWOULDBLOCK ? 0 : -1;
@@ -144,7 +144,16 @@ int main(int argc, char **argv)
     while ((opt = getopt(argc, argv, "a:p:h")) != -1) {
         switch (opt) {
         case 'a': host = optarg; break;
-        case 'p': port = atoi(optarg); break;
+        case 'p': {
+            char *end;
+            long v = strtol(optarg, &end, 10);
+            if (*optarg == 0 || *end || v < 0 || v > 65535) {
+                fprintf(stderr, "bad port: %s\n", optarg);
+                return 2;
+            }
+            port = (int)v;
+            break;
+        }
         default:
             fprintf(opt == 'h' ? stdout : stderr,
                     "usage: echo-epoll-ref [-a HOST] [-p PORT]\n");
@@ -184,7 +193,8 @@ int main(int argc, char **argv)
     sigprocmask(SIG_BLOCK, &set, NULL);
     int sfd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
     ep = epoll_create1(EPOLL_CLOEXEC);
-    if (sfd < 0 || ep < 0 || watch(EPOLL_CTL_ADD, lfd, EPOLLIN, &listener_tag) < 0 ||
+    if (sfd < 0 || ep < 0 ||
+        watch(EPOLL_CTL_ADD, lfd, EPOLLIN, &listener_tag) < 0 ||
         watch(EPOLL_CTL_ADD, sfd, EPOLLIN, &signal_tag) < 0) {
         perror("epoll");
         return 1;

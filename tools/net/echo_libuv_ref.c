@@ -117,7 +117,16 @@ int main(int argc, char **argv)
     while ((opt = getopt(argc, argv, "a:p:h")) != -1) {
         switch (opt) {
         case 'a': host = optarg; break;
-        case 'p': port = atoi(optarg); break;
+        case 'p': {
+            char *end;
+            long v = strtol(optarg, &end, 10);
+            if (*optarg == 0 || *end || v < 0 || v > 65535) {
+                fprintf(stderr, "bad port: %s\n", optarg);
+                return 2;
+            }
+            port = (int)v;
+            break;
+        }
         default:
             fprintf(opt == 'h' ? stdout : stderr,
                     "usage: echo-libuv-ref [-a HOST] [-p PORT]\n");

@@ -38,7 +38,7 @@
 #define MAX_THREADS 64
 #define CONNECT_TRIES 12
 #define HIST_SUB_BITS 5
-#define HIST_SUB (1 << HIST_SUB_BITS)
+#define HIST_SUB ((size_t)1 << HIST_SUB_BITS)
 #define HIST_N (HIST_SUB * 2 + (64 - HIST_SUB_BITS - 1) * HIST_SUB)
 
 typedef struct hist {
@@ -55,15 +55,15 @@ static long o_cpu_pid;
 static const char *o_host, *o_poller;
 
 /* Shared between main and the workers. */
-static atomic_int g_ready;  /* workers whose connections are all settled */
-static atomic_int g_go;     /* main set the window: start */
-static int64_t g_begin_ns;  /* window: round trips completing in it count */
+static atomic_int g_ready; /* workers whose connections are all settled */
+static atomic_int g_go;    /* main set the window: start */
+static int64_t g_begin_ns; /* window: round trips completing in it count */
 static int64_t g_end_ns;
-static int64_t g_end_ms;    /* on gt_now()'s clock */
+static int64_t g_end_ms; /* on gt_now()'s clock */
 
 typedef struct worker {
-    int index;
     pthread_t thread;
+    int index;
     int first, nconns;   /* connection ids [first, first + nconns) */
     int settled;         /* connected or given up */
     gt_sem *slots;       /* concurrent connects */
@@ -151,8 +151,7 @@ static int connect_retry(net_sock **s)
     int rc = 0;
     for (int attempt = 0; attempt < CONNECT_TRIES; attempt++) {
         rc = net_connect(s, o_host, o_port, NULL, 0, gt_now() + 10000);
-        if (rc == 0 || rc == NET_ENOTFOUND || rc == -EINVAL ||
-            rc == -ECANCELED)
+        if (rc == 0 || rc == NET_ENOTFOUND || rc == -EINVAL || rc == -ECANCELED)
             return rc;
         if (gt_sleep(gt_now() + pause) < 0) return rc;
         pause = pause * 2 > 1000 ? 1000 : pause * 2;
@@ -230,7 +229,7 @@ static void conn_main(void *p)
             note_error(w, rc);
             break;
         }
-        if (memcmp(out, in, (size_t)o_size)) {
+        if (memcmp(out, in, (size_t)o_size) != 0) {
             w->verify_errors++;
             note_error(w, -EBADMSG);
             break;
@@ -311,39 +310,47 @@ static long long proc_cpu_ticks(long pid)
      * ')'; utime and stime are the 14th and 15th fields. */
     char *q = strrchr(buf, ')');
     if (!q) return -1;
-    unsigned long long ut, st;
-    if (sscanf(q + 2,
-               "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut,
-               &st) != 2)
-        return -1;
+    /* From the state (field 3), step over fields 3..13. */
+    for (int field = 3; field < 14; field++) {
+        q = strchr(q + 1, ' ');
+        if (!q) return -1;
+    }
+    char *end;
+    unsigned long long ut = strtoull(q + 1, &end, 10);
+    if (end == q + 1) return -1;
+    q = end;
+    unsigned long long st = strtoull(q, &end, 10);
+    if (end == q) return -1;
     return (long long)(ut + st);
 }
 
 static void sleep_until_ns(int64_t t)
 {
     struct timespec ts = {(time_t)(t / 1000000000), (long)(t % 1000000000)};
-    while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) == EINTR) {
+    while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) ==
+           EINTR) {
     }
 }
 
 static void usage(FILE *f, int status)
 {
-    fputs("usage: socketloop-load [-c CONNS] [-s SIZE] [-d SECONDS] "
-          "[-w WARMUP] [-i]\n"
-          "                       [-t THREADS] [-b POLLER] [-r RAMP] [-T OP_MS]\n"
-          "                       [--json] [--cpu-pid PID] host port\n"
-          "  -c N      connections (default 100)\n"
-          "  -s BYTES  message size (default 64)\n"
-          "  -d SEC    measured duration (default 5)\n"
-          "  -w SEC    warm-up after all connections are up (default 0)\n"
-          "  -i        idle: connect, print \"connected N\", hold, close\n"
-          "  -t N      OS threads, connections split among them (default 1)\n"
-          "  -b NAME   poller: select, poll or epoll\n"
-          "  -r N      connects in flight at once per thread (default 200)\n"
-          "  -T MS     deadline of one round trip (default 10000)\n"
-          "  --json    one JSON line instead of text\n"
-          "  --cpu-pid PID  report PID's CPU time per round trip\n",
-          f);
+    fputs(
+        "usage: socketloop-load [-c CONNS] [-s SIZE] [-d SECONDS] "
+        "[-w WARMUP] [-i]\n"
+        "                       [-t THREADS] [-b POLLER] [-r RAMP] [-T OP_MS]\n"
+        "                       [--json] [--cpu-pid PID] host port\n"
+        "  -c N      connections (default 100)\n"
+        "  -s BYTES  message size (default 64)\n"
+        "  -d SEC    measured duration (default 5)\n"
+        "  -w SEC    warm-up after all connections are up (default 0)\n"
+        "  -i        idle: connect, print \"connected N\", hold, close\n"
+        "  -t N      OS threads, connections split among them (default 1)\n"
+        "  -b NAME   poller: select, poll or epoll\n"
+        "  -r N      connects in flight at once per thread (default 200)\n"
+        "  -T MS     deadline of one round trip (default 10000)\n"
+        "  --json    one JSON line instead of text\n"
+        "  --cpu-pid PID  report PID's CPU time per round trip\n",
+        f);
     exit(status);
 }
 
@@ -377,10 +384,14 @@ int main(int argc, char **argv)
         case 'd': o_duration = parse_num("duration", optarg, 0.001, 1e6); break;
         case 'w': o_warmup = parse_num("warm-up", optarg, 0, 1e6); break;
         case 'i': o_idle = 1; break;
-        case 't': o_threads = (int)parse_num("threads", optarg, 1, MAX_THREADS); break;
+        case 't':
+            o_threads = (int)parse_num("threads", optarg, 1, MAX_THREADS);
+            break;
         case 'b': o_poller = optarg; break;
         case 'r': o_ramp = (int)parse_num("ramp", optarg, 1, 1000000); break;
-        case 'T': o_op_ms = (int64_t)parse_num("op deadline", optarg, 1, 1e9); break;
+        case 'T':
+            o_op_ms = (int64_t)parse_num("op deadline", optarg, 1, 1e9);
+            break;
         case 'J': o_json = 1; break;
         case 'P': o_cpu_pid = (long)parse_num("pid", optarg, 1, 1e9); break;
         case 'h': usage(stdout, 0); break;
@@ -475,10 +486,9 @@ int main(int argc, char **argv)
                "\"round_trips\":%llu,\"rate\":%.1f,\"p50_us\":%.1f,"
                "\"p99_us\":%.1f,\"p999_us\":%.1f,\"max_us\":%.1f,"
                "\"errors\":%ld,\"connect_errors\":%ld,\"verify_errors\":%ld",
-               o_conns, connected, o_size, o_idle ? "true" : "false",
-               o_threads, (double)ramp_ns / 1e9, secs,
-               (unsigned long long)rts, rate, p50, p99, p999, pmax, errors,
-               connect_errors, verify_errors);
+               o_conns, connected, o_size, o_idle ? "true" : "false", o_threads,
+               (double)ramp_ns / 1e9, secs, (unsigned long long)rts, rate, p50,
+               p99, p999, pmax, errors, connect_errors, verify_errors);
         if (first_error)
             printf(",\"first_error\":\"%s\"", net_strerror(first_error));
         if (cpu_us >= 0)
@@ -490,7 +500,8 @@ int main(int argc, char **argv)
                o_conns, connected, (double)ramp_ns / 1e9, o_size,
                o_idle ? "held idle" : "measured", secs);
         if (!o_idle) {
-            printf("round trips/s %.1f (%llu)\n", rate, (unsigned long long)rts);
+            printf("round trips/s %.1f (%llu)\n", rate,
+                   (unsigned long long)rts);
             printf("latency us p50 %.1f p99 %.1f p99.9 %.1f max %.1f\n", p50,
                    p99, p999, pmax);
         }
