@@ -76,6 +76,26 @@ static void put(const char *s)
     (void)!write(2, s, strlen(s));
 }
 
+/* Ends the process as abort() does, but without abort()'s lock: an
+ * overflow that ran through the C library's data (below a GT_NOGUARD stack,
+ * or under a frame that skipped the guard page) may have left that lock
+ * looking taken, and abort() would then wait for ever.  kill() is a bare
+ * system call. */
+static void die(void)
+{
+    struct sigaction dfl;
+    sigset_t abrt;
+    sigemptyset(&abrt);
+    sigaddset(&abrt, SIGABRT);
+    sigprocmask(SIG_UNBLOCK, &abrt, NULL);
+    kill(getpid(), SIGABRT); /* the program's own handler, if any, runs */
+    memset(&dfl, 0, sizeof dfl);
+    dfl.sa_handler = SIG_DFL;
+    sigaction(SIGABRT, &dfl, NULL);
+    kill(getpid(), SIGABRT);
+    _exit(127);
+}
+
 void gt__overflow(gt__thread *t)
 {
     char num[24], *p = num + sizeof num;
@@ -88,11 +108,14 @@ void gt__overflow(gt__thread *t)
     put(" (");
     put(t->name[0] ? t->name : "unnamed");
     put(") overflowed its stack");
-    put((t->flags & GT_NOGUARD) ? " (canary broken)" : "");
+    put((t->flags & GT_NOGUARD) &&
+                *(const uint64_t *)(const void *)t->stack_lo != GT__CANARY
+            ? " (canary broken)"
+            : "");
     put("; spawned at ");
     put(t->site ? t->site : "?");
     put("; give it a bigger gt_attr.stack_size\n");
-    abort();
+    die();
 }
 
 static struct sigaction old_segv, old_bus;
@@ -104,11 +127,20 @@ static pthread_once_t handler_once = PTHREAD_ONCE_INIT;
 static int is_overflow(const gt__thread *t, const char *addr, void *uctx)
 {
     if (addr >= t->map && addr < t->stack_lo) return 1;
+    /* Without a guard page the overflow may have run through memory of
+     * others, however far, before it met a page that faults; it broke the
+     * canary on its way. */
+    if ((t->flags & GT_NOGUARD) &&
+        *(const uint64_t *)(const void *)t->stack_lo != GT__CANARY)
+        return 1;
 #if defined(__x86_64__) && defined(REG_RSP)
     /* The saved register is an integer that holds an address. */
     const char *sp = /* NOLINTNEXTLINE(performance-no-int-to-ptr) */
         (const char *)((ucontext_t *)uctx)->uc_mcontext.gregs[REG_RSP];
     if (sp < t->stack_lo && sp + (1 << 20) > t->stack_lo) return 1;
+    /* A larger frame: the fault lies below the stack, and above the stack
+     * pointer less a page (for a push, the red zone or a probe). */
+    if (sp < t->stack_lo && addr < t->stack_lo && addr + 4096 > sp) return 1;
 #else
     (void)uctx;
 #endif

@@ -26,7 +26,8 @@
 #include <sys/wait.h>
 
 #define FRAME_64K (64 * 1024)
-#define FRAME_1M (1024 * 1024) /* also the memory mapped under huge frames */
+#define FRAME_1M (1024 * 1024)
+#define BELOW (3 * FRAME_1M) /* memory mapped under huge frames */
 
 unsigned depth_probed_64k(void);
 unsigned depth_probed_1m(void);
@@ -44,6 +45,9 @@ enum {
     PROBED_64K,   /* a huge probed frame, over writable memory of ours */
     PROBED_1M,    /* likewise, larger */
     UNPROBED_64K, /* a huge frame without probes, over a hole */
+    UNPROBED_2M,  /* likewise, farther than the stack pointer's 1 MiB */
+    RUNAWAY,      /* no guard, a recursion that never switches, through
+                     BELOW of writable memory of ours into a hole */
 };
 
 typedef struct ocase {
@@ -139,13 +143,16 @@ __attribute__((noinline)) static unsigned descend(char *stop, unsigned level)
 }
 
 /* Like those of test_depth_probed.c, but without probes. */
-__attribute__((noinline)) static unsigned unprobed_64k(void)
-{
-    volatile unsigned char big[FRAME_64K];
-    big[0] = 1;
-    __asm__ volatile("" : : "r"(big) : "memory");
-    return big[0];
-}
+#define UNPROBED(name, bytes)                                                  \
+    __attribute__((noinline)) static unsigned name(void)                       \
+    {                                                                          \
+        volatile unsigned char big[bytes];                                     \
+        big[0] = 1;                                                            \
+        __asm__ volatile("" : : "r"(big) : "memory");                          \
+        return big[0];                                                         \
+    }
+UNPROBED(unprobed_64k, FRAME_64K)
+UNPROBED(unprobed_2m, 2 * FRAME_1M)
 
 static void overflower(void *arg)
 {
@@ -154,17 +161,22 @@ static void overflower(void *arg)
     size_t guard = cur->flags ? 0 : page;
     char *first = __builtin_frame_address(0);
     char *lo = stack_bottom(first, cur->size ? cur->size : GT_STACK_DEFAULT);
-    int huge = cur->how >= PROBED_64K;
+    char *below = lo - guard - BELOW;
     if (cur->how == CANARY && !claim_below(overflower, lo, page)) return;
-    if (huge && !claim_below(overflower, lo - guard, FRAME_1M)) return;
-    if (cur->how == UNPROBED_64K) munmap(lo - guard - FRAME_1M, FRAME_1M);
+    if (cur->how >= PROBED_64K &&
+        !claim_below(overflower, lo - guard, BELOW + page))
+        return;
+    if (cur->how == UNPROBED_64K || cur->how == UNPROBED_2M)
+        munmap(below - page, BELOW + page);
+    if (cur->how == RUNAWAY) munmap(below - page, page);
     say("ID", (long long)gt_self());
     if (cur->how == REUSED) say("REUSED", first == first_frame_before);
     switch (cur->how) {
     case PROBED_64K: depth_probed_64k(); break;
     case PROBED_1M: depth_probed_1m(); break;
     case UNPROBED_64K: unprobed_64k(); break;
-    default: descend(cur->flags ? lo : NULL, 0);
+    case UNPROBED_2M: unprobed_2m(); break;
+    default: descend(cur->flags && cur->how != RUNAWAY ? lo : NULL, 0);
     }
 }
 
@@ -285,6 +297,7 @@ static void test_recursion(void **state)
          0, NESTED},
         {0, 0, "second", "second", 2, REUSED},
         {0, GT_NOGUARD, "second", "second", 2, REUSED},
+        {GT_STACK_MIN, GT_NOGUARD, "runaway", "runaway", 1, RUNAWAY},
     };
     run_cases(cases, TG_ARRAY_LEN(cases));
 }
@@ -325,6 +338,7 @@ static void test_huge_frame_unprobed(void **state)
     static const ocase cases[] = {
         {GT_STACK_MIN, 0, "jumper", "jumper", 1, UNPROBED_64K},
         {GT_STACK_MIN, GT_NOGUARD, "jumper", "jumper", 0, UNPROBED_64K},
+        {GT_STACK_MIN, 0, "jumper", "jumper", 0, UNPROBED_2M},
     };
     run_cases(cases, TG_ARRAY_LEN(cases));
 }
