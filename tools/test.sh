@@ -5,7 +5,9 @@
 #   2. the ucontext-only build;
 #   3. an AddressSanitizer + UndefinedBehaviorSanitizer build, every test;
 #   4. a ThreadSanitizer build, the tests that fit in it;
-#   5. static analysis (tools/lint.sh).
+#   5. static analysis (tools/lint.sh);
+#   6. fuzzing: a clang + libFuzzer build runs each fuzz target for 60 s
+#      from the seed corpus in tests/fuzz/ (a crash fails the run).
 # Build trees go to build/test-*.  Set SL_TEST_QUICK=1 to run step 1 only.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -42,4 +44,12 @@ run build/test-asan "" -DSOCKETLOOP_SANITIZE=address,undefined \
 run build/test-tsan "-E gt_stack|gt_maplimit|net_many|smoke|overflow|depth" \
     -DSOCKETLOOP_SANITIZE=thread -DCMAKE_BUILD_TYPE=Debug -DSOCKETLOOP_LUA=OFF
 bash tools/lint.sh
+echo "== build/test-fuzz"
+cmake -S . -B build/test-fuzz -DCMAKE_C_COMPILER=clang -DSOCKETLOOP_FUZZ=ON \
+    -DSOCKETLOOP_SANITIZE=address,undefined -DSOCKETLOOP_WERROR=ON \
+    -DSOCKETLOOP_LUA=OFF -DSOCKETLOOP_TOOLS=OFF >/dev/null
+cmake --build build/test-fuzz -j"$jobs" --target fuzz_bufio fuzz_http \
+    fuzz_bufio_replay fuzz_http_replay >build/test-fuzz/build.log 2>&1 ||
+    { cat build/test-fuzz/build.log; exit 1; }
+ctest --test-dir build/test-fuzz -L fuzz --output-on-failure -j"$jobs"
 echo "all test builds passed"

@@ -140,7 +140,8 @@ static void http_conn(net_sock *s, void *arg)
 
 int main(int argc, char **argv)
 {
-    srv_opts o = {"127.0.0.1", 8080, NULL, 1, 60000, 10000, 0};
+    /* Static: the workers keep a pointer to it. */
+    static srv_opts o = {"127.0.0.1", 8080, NULL, 1, 60000, 10000, 0};
     srv_parse(&o, argc, argv, usage);
     return srv_run(&o, http_conn);
 }
