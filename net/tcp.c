@@ -31,7 +31,9 @@ static int connect_one(net__loop *L, const struct addrinfo *ai,
     if (local && bind(fd, local->ai_addr, local->ai_addrlen) < 0) {
         rc = -errno;
     } else if (connect(fd, ai->ai_addr, ai->ai_addrlen) < 0) {
-        rc = errno == EINPROGRESS ? 0 : -errno;
+        /* An interrupted connect goes on in the background (POSIX), as
+         * one in progress does: wait for it the same way. */
+        rc = errno == EINPROGRESS || errno == EINTR ? 0 : -errno;
         if (rc == 0 && (rc = net__sock_wait(s, 1, deadline)) == 0) {
             int err = 0;
             socklen_t len = sizeof err;
