@@ -55,19 +55,20 @@ typedef struct srv_conn {
     int64_t id;
 } srv_conn;
 
+/* The 8-byte fields first, then the ints: no padding. */
 typedef struct srv_worker {
-    int index;
     pthread_t thread;
-    int listen_fd;       /* -t > 1: made by main, wrapped by the worker */
-    int stop_rd, stop_wr; /* the stop pipe */
     net_sock *listener;
-    srv_conn conns;      /* list head */
-    int stopping;        /* set by the stopper; read by the connections */
     net_handler *handler;
     const srv_opts *opts;
-    net_addr addr;       /* where it listens */
-    int rc;              /* start-up result */
     long accepted;
+    srv_conn conns;       /* list head */
+    int index;
+    int listen_fd;        /* -t > 1: made by main, wrapped by the worker */
+    int stop_rd, stop_wr; /* the stop pipe */
+    int stopping;         /* set by the stopper; read by the connections */
+    int rc;               /* start-up result */
+    net_addr addr;        /* where it listens */
 } srv_worker;
 
 /* Start-up handshake between main and the workers. */
@@ -229,8 +230,8 @@ static inline int srv_reuseport_listener(const char *host, int *port)
     hints.ai_socktype = SOCK_STREAM;
     hints.ai_flags = AI_PASSIVE | AI_NUMERICHOST | AI_NUMERICSERV;
     snprintf(service, sizeof service, "%d", *port);
-    int rc = getaddrinfo(host && strcmp(host, "*") ? host : NULL, service,
-                         &hints, &res);
+    const char *node = host && strcmp(host, "*") != 0 ? host : NULL;
+    int rc = getaddrinfo(node, service, &hints, &res);
     if (rc) {
         fprintf(stderr, "%s: %s\n", host, gai_strerror(rc));
         return -EINVAL;
@@ -283,8 +284,8 @@ static inline void srv_parse(srv_opts *o, int argc, char **argv,
         case 'a': o->host = optarg; break;
         case 'p': o->port = (int)srv_parse_long("port", optarg, 0, 65535); break;
         case 'b':
-            if (strcmp(optarg, "select") && strcmp(optarg, "poll") &&
-                strcmp(optarg, "epoll")) {
+            if (strcmp(optarg, "select") != 0 &&
+                strcmp(optarg, "poll") != 0 && strcmp(optarg, "epoll") != 0) {
                 fprintf(stderr, "bad poller: %s\n", optarg);
                 exit(2);
             }
