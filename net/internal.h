@@ -11,6 +11,9 @@
 
 #define NET__EDGE 4 /* with NET_IN/NET_OUT: report changes only */
 #define NET__HUP 8  /* in events: the peer has shut down or failed */
+/* Bytes a socket moves without parking before its thread lets the loop
+ * poll (see net/io.c). */
+#define NET__QUANTUM ((size_t)64 * 1024)
 
 /* A callback waiter on a socket, for code that waits without a green
  * thread (the Lua module's yielded coroutines).  fn runs in the loop, on
@@ -79,6 +82,7 @@ struct net_sock {
     size_t rpos, rlen;          /* they are rbuf[rpos .. rpos + rlen) */
     size_t max_line;            /* limit of NET_LINE */
     uint64_t in, out;           /* bytes received and sent */
+    size_t streak;              /* bytes moved since it last parked */
     int64_t born;               /* gt_now() at creation */
 };
 
@@ -91,6 +95,9 @@ int net__park(net__loop *L, net__waitable *w, int dir, int64_t deadline);
  * that a close by another green thread cannot free the socket under it. */
 int net__sock_wait(net_sock *s, int dir, int64_t deadline);
 int net__sock_new(net__loop *L, int fd, net_sock **out);
+/* At the end of a call that did not fail: gives way to the others if the
+ * socket has moved NET__QUANTUM bytes since it last parked (net/io.c). */
+void net__take_turn(net_sock *s, int64_t deadline);
 /* Registers a callback waiter instead of parking: -EALREADY if someone
  * waits in that direction, NET_ECLOSED if the socket is closed. */
 int net__sock_watch(net_sock *s, int dir, net__watch *w);

@@ -7,7 +7,16 @@
  * next event for that direction clears the mark.  Epoll reports every new
  * arrival even edge-triggered, so nothing is missed; a peer's shutdown may
  * already have been reported with the data, so reads never rely on the
- * mark after a hang-up. */
+ * mark after a hang-up.
+ *
+ * A peer that keeps the socket full (or empty, for writes) would let its
+ * green thread read and write without ever parking, and so keep the OS
+ * thread from every other connection.  A call that ends after NET__QUANTUM
+ * bytes moved without parking puts its thread behind the others, and the
+ * loop polls before it runs again (net__take_turn).  Only at the end of a
+ * public call: a send or a buffered receive that gave way in its middle
+ * would let another thread's call on the socket cut into it.  Try-once
+ * calls (deadline 0) never give way. */
 #include "internal.h"
 
 #include <errno.h>
@@ -20,6 +29,13 @@
 static int dry_now(const net_sock *s, int dir, int64_t deadline)
 {
     return s->w.dry[dir] && s->registered && deadline != 0 && gt__S.current;
+}
+
+void net__take_turn(net_sock *s, int64_t deadline)
+{
+    if (deadline == 0 || s->streak < NET__QUANTUM) return;
+    s->streak = 0;
+    gt__yield_loop();
 }
 
 ssize_t net__read(net_sock *s, void *buf, size_t n, int64_t deadline)
@@ -40,12 +56,14 @@ ssize_t net__read(net_sock *s, void *buf, size_t n, int64_t deadline)
                 /* Not after a hang-up: the end of stream comes with no
                  * event of its own once that one is spent. */
                 if (r > 0 && (size_t)r < n && !s->w.hup) s->w.dry[0] = 1;
+                s->streak += (size_t)r;
                 return r;
             }
             if (errno == EINTR) continue;
             if (errno != EAGAIN && errno != EWOULDBLOCK) return -errno;
             s->w.dry[0] = 1;
         }
+        s->streak = 0;
         int rc = net__sock_wait(s, 0, deadline);
         if (rc < 0) return rc;
     }
@@ -56,6 +74,7 @@ ssize_t net_recv(net_sock *s, void *buf, size_t n, int64_t deadline)
     if (!s || !buf || !n) return -EINVAL;
     s->refs++;
     ssize_t r = net__read(s, buf, n, deadline);
+    if (r > 0) net__take_turn(s, deadline);
     net__unref(s);
     return r;
 }
@@ -79,6 +98,7 @@ ssize_t net_send(net_sock *s, const void *buf, size_t n, size_t *sent,
                 if ((size_t)r < n - done) s->w.dry[1] = 1;
                 done += (size_t)r;
                 s->out += (uint64_t)r;
+                s->streak += (size_t)r;
                 continue;
             }
             if (errno == EINTR) continue;
@@ -88,8 +108,10 @@ ssize_t net_send(net_sock *s, const void *buf, size_t n, size_t *sent,
             }
             s->w.dry[1] = 1;
         }
+        s->streak = 0;
         if ((rc = net__sock_wait(s, 1, deadline)) < 0) break;
     }
+    if (rc == 0) net__take_turn(s, deadline);
     net__unref(s);
     if (sent) *sent = done;
     return rc < 0 ? rc : (ssize_t)done;

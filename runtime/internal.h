@@ -217,6 +217,8 @@ typedef struct gt__sched {
     gt__thread *current;   /* running green thread, NULL in the loop */
     gt__ctx loop;          /* the loop's own context */
     gt__list runq;         /* READY threads, FIFO */
+    gt__list later;        /* READY threads that gave way: they join the
+                              run queue after the loop's next poll */
     gt__hnode *timers;     /* heap of parked threads' deadlines */
     gt__hnode *ctimers;    /* heap of gt__ctimer */
     uint64_t timer_seq;    /* next tie-break number */

@@ -155,6 +155,22 @@ static inline int gt__park_to(gt__thread *to, int64_t deadline,
     return me->wake_rc;
 }
 
+/* Lets the loop poll and fire timers before the running thread runs
+ * again, and queues it behind every thread that wakes: for a thread that
+ * has run long without parking.  (gt_yield switches straight to the next
+ * ready thread, and the loop polls only when none is left or GT__BUDGET
+ * switches are spent.)  Outside green threads it does nothing. */
+static inline void gt__yield_loop(void)
+{
+    gt__sched *S = &gt__S;
+    gt__thread *me = S->current;
+    if (!me) return;
+    me->state = GT__READY;
+    gt__list_push(&S->later, &me->runq);
+    S->budget = 0;
+    gt__switch(S, me, NULL);
+}
+
 /* Parks the running thread until gt__wake, its deadline (-ETIMEDOUT) or
  * gt_cancel (-ECANCELED).  Returns the wake code.  -EPERM outside green
  * threads; with deadline 0 it returns -ETIMEDOUT at once. */

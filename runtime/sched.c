@@ -34,6 +34,7 @@ static void make_exit_key(void)
 void gt__init(gt__sched *S)
 {
     gt__list_init(&S->runq);
+    gt__list_init(&S->later);
     gt__list_init(&S->zombies);
     S->next_id = 1;
     gt__stack_default(S, GT_STACK_DEFAULT, 0);
@@ -173,7 +174,7 @@ int gt_dispatch(int64_t deadline)
     if (S->current) return -EPERM;
     gt__io *io = S->io && S->io->waiters ? S->io : NULL;
     if (!S->ids_n && !io && !S->ctimers) return 0;
-    if (gt__list_empty(&S->runq)) {
+    if (gt__list_empty(&S->runq) && gt__list_empty(&S->later)) {
         /* Nothing ready, no timer, no I/O: nothing can ever wake anyone. */
         if (!S->timers && !S->ctimers && !io) return -EDEADLK;
         int64_t until = next_deadline(S);
@@ -186,6 +187,11 @@ int gt_dispatch(int64_t deadline)
         io->wait(io, 0); /* ready threads must not starve I/O */
     }
     fire_timers(S);
+    while (!gt__list_empty(&S->later)) {
+        gt__list *n = S->later.next;
+        gt__list_remove(n);
+        gt__list_push(&S->runq, n);
+    }
     S->budget = GT__BUDGET;
     while (S->budget && !gt__list_empty(&S->runq)) {
         S->budget--;
