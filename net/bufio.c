@@ -148,6 +148,7 @@ ssize_t net_receive(net_sock *s, int pattern, size_t n, net_buf *out,
     size_t start = out->len;
     ssize_t rc;
     s->refs++;
+    net__take_turn(s, deadline);
     if (pattern == NET_LINE)
         rc = line(s, out, deadline);
     else if (pattern == NET_BYTES)
@@ -160,7 +161,6 @@ ssize_t net_receive(net_sock *s, int pattern, size_t n, net_buf *out,
         free(s->rbuf);
         s->rbuf = NULL;
     }
-    if (rc >= 0) net__take_turn(s, deadline);
     net__unref(s);
     return rc < 0 ? rc : (ssize_t)(out->len - start);
 }

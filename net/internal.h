@@ -95,8 +95,8 @@ int net__park(net__loop *L, net__waitable *w, int dir, int64_t deadline);
  * that a close by another green thread cannot free the socket under it. */
 int net__sock_wait(net_sock *s, int dir, int64_t deadline);
 int net__sock_new(net__loop *L, int fd, net_sock **out);
-/* At the end of a call that did not fail: gives way to the others if the
- * socket has moved NET__QUANTUM bytes since it last parked (net/io.c). */
+/* At the start of a call: gives way to the others if the socket has moved
+ * NET__QUANTUM bytes since it last parked (net/io.c). */
 void net__take_turn(net_sock *s, int64_t deadline);
 /* Registers a callback waiter instead of parking: -EALREADY if someone
  * waits in that direction, NET_ECLOSED if the socket is closed. */

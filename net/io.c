@@ -11,12 +11,14 @@
  *
  * A peer that keeps the socket full (or empty, for writes) would let its
  * green thread read and write without ever parking, and so keep the OS
- * thread from every other connection.  A call that ends after NET__QUANTUM
- * bytes moved without parking puts its thread behind the others, and the
- * loop polls before it runs again (net__take_turn).  Only at the end of a
- * public call: a send or a buffered receive that gave way in its middle
- * would let another thread's call on the socket cut into it.  Try-once
- * calls (deadline 0) never give way. */
+ * thread from every other connection.  Once a socket has moved
+ * NET__QUANTUM bytes without parking, the next call on it first puts its
+ * thread behind the others and lets the loop poll (net__take_turn).  At
+ * the start of a call, before it touches anything: a send or a buffered
+ * receive that gave way in its middle would let another thread's call on
+ * the socket cut into it, and one that gave way at its end would let
+ * others run between filling the caller's buffer and the caller reading
+ * it.  Try-once calls (deadline 0) never give way. */
 #include "internal.h"
 
 #include <errno.h>
@@ -73,8 +75,8 @@ ssize_t net_recv(net_sock *s, void *buf, size_t n, int64_t deadline)
 {
     if (!s || !buf || !n) return -EINVAL;
     s->refs++;
+    net__take_turn(s, deadline);
     ssize_t r = net__read(s, buf, n, deadline);
-    if (r > 0) net__take_turn(s, deadline);
     net__unref(s);
     return r;
 }
@@ -86,6 +88,7 @@ ssize_t net_send(net_sock *s, const void *buf, size_t n, size_t *sent,
     ssize_t rc = 0;
     if (!s || (!buf && n)) return -EINVAL;
     s->refs++;
+    net__take_turn(s, deadline);
     while (done < n) {
         if (s->closed) {
             rc = NET_ECLOSED;
@@ -111,7 +114,6 @@ ssize_t net_send(net_sock *s, const void *buf, size_t n, size_t *sent,
         s->streak = 0;
         if ((rc = net__sock_wait(s, 1, deadline)) < 0) break;
     }
-    if (rc == 0) net__take_turn(s, deadline);
     net__unref(s);
     if (sent) *sent = done;
     return rc < 0 ? rc : (ssize_t)done;

@@ -12,6 +12,7 @@
 #include <time.h>
 
 #define NET__BATCH 256      /* events taken from the poller per wait */
+#define NET__DRAIN 16       /* batches taken in one round at most */
 #define NET__NOMEM_PAUSE 10 /* ms, longest pause when it lacks memory */
 
 static __thread net__loop *tls_loop;
@@ -50,37 +51,49 @@ static void wake(net__waitable *w, int events)
     }
 }
 
+/* A failed poller wait.  EINTR ends the round early.  ENOMEM (the
+ * kernel's copy of a poll or select set, the poll backend's array) is
+ * transient: pause so as not to spin, and poll again next round; waiters
+ * keep waiting with their deadlines.  Anything else is a broken poller
+ * (its descriptor closed under it), and carrying on would spin. */
+static void wait_failed(int n, int timeout_ms)
+{
+    if (n == -ENOMEM) {
+        int ms = timeout_ms < 0 || timeout_ms > NET__NOMEM_PAUSE
+                     ? NET__NOMEM_PAUSE
+                     : timeout_ms;
+        struct timespec ts = {0, ms * 1000000L};
+        nanosleep(&ts, NULL);
+    } else if (n != -EINTR) {
+        char what[96];
+        snprintf(what, sizeof what, "poller wait failed: %s", net_strerror(n));
+        gt__fatal(__FILE__, __LINE__, what);
+    }
+}
+
+/* A full batch may leave ready descriptors behind, and with a long run
+ * queue the next poll comes only after up to GT__BUDGET switches: take
+ * what is ready now, without waiting again, up to NET__DRAIN batches.
+ * Only from an edge-triggered poller: poll and select would report the
+ * same descriptors again until their threads have run. */
 static void loop_wait(gt__io *io, int timeout_ms)
 {
     net__loop *L = (net__loop *)(void *)io;
     net__event ev[NET__BATCH];
-    int n = L->be->wait(L->p, timeout_ms, ev, NET__BATCH);
-    if (n < 0) {
-        /* EINTR ends the round early.  ENOMEM (the kernel's copy of a poll
-         * or select set, the poll backend's array) is transient: pause so
-         * as not to spin, and poll again next round; waiters keep waiting
-         * with their deadlines.  Anything else is a broken poller (its
-         * descriptor closed under it), and carrying on would spin. */
-        if (n == -ENOMEM) {
-            int ms = timeout_ms < 0 || timeout_ms > NET__NOMEM_PAUSE
-                         ? NET__NOMEM_PAUSE
-                         : timeout_ms;
-            struct timespec ts = {0, ms * 1000000L};
-            nanosleep(&ts, NULL);
-        } else if (n != -EINTR) {
-            char what[96];
-            snprintf(what, sizeof what, "poller wait failed: %s",
-                     net_strerror(n));
-            gt__fatal(__FILE__, __LINE__, what);
+    for (int batch = 0; batch < NET__DRAIN; batch++) {
+        int n = L->be->wait(L->p, batch ? 0 : timeout_ms, ev, NET__BATCH);
+        if (n < 0) {
+            wait_failed(n, timeout_ms);
+            return;
         }
-        return;
-    }
-    for (int i = 0; i < n; i++) {
-        net__waitable *w = ev[i].w;
-        if (w->on_event)
-            w->on_event(w, ev[i].events);
-        else
-            wake(w, ev[i].events);
+        for (int i = 0; i < n; i++) {
+            net__waitable *w = ev[i].w;
+            if (w->on_event)
+                w->on_event(w, ev[i].events);
+            else
+                wake(w, ev[i].events);
+        }
+        if (n < NET__BATCH || !L->be->edge) return;
     }
 }
 

@@ -13,6 +13,13 @@
  * with NET_ECLOSED and closes the descriptor only after the last of them
  * has left, so the number is never reused under them.
  *
+ * Fairness: a peer that keeps a socket full (or empty, for writes) never
+ * makes its calls park.  Once a socket has moved 64 KiB without parking,
+ * the next net_recv, net_receive or net_send on it (unless it only tries
+ * once) first lets the loop poll and the threads that wake run.  It gives
+ * way only there, at the start of the call: a call that returns data
+ * never lets others run between filling the buffer and returning.
+ *
  * The poller is chosen per OS thread when its first socket waits: epoll
  * (the default on Linux), poll, or select (descriptors below FD_SETSIZE
  * only), or whatever the environment variable SOCKETLOOP_POLLER names.

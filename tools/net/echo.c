@@ -14,12 +14,13 @@
  * every send at most the send deadline, so a peer that says nothing is
  * dropped after -i and one that stops reading after -o.  A peer that keeps
  * trickling bytes in or reading them out faster than that is served, as
- * any slow client must be. */
+ * any slow client must be.  One that streams fast enough that neither
+ * call ever parks cannot keep the OS thread either: the net layer lets
+ * the others run after 64 KiB moved without parking. */
 #define _GNU_SOURCE
 #include "server.h"
 
 #define ECHO_BUF 512
-#define ECHO_QUANTUM ((size_t)64 * 1024) /* echoed before others run */
 
 static const char usage[] =
     "usage: socketloop-echo [-a HOST] [-p PORT] [-b select|poll|epoll]\n"
@@ -39,7 +40,6 @@ static void echo_conn(net_sock *s, void *arg)
     srv_worker *w = arg;
     const srv_opts *o = w->opts;
     char buf[ECHO_BUF];
-    size_t burst = 0; /* bytes echoed since the last short read */
     net_setopt(s, NET_NODELAY, 1);
     while (!w->stopping) {
         ssize_t n = net_recv(s, buf, sizeof buf, srv_deadline(o->idle_ms));
@@ -57,19 +57,6 @@ static void echo_conn(net_sock *s, void *arg)
             if (o->verbose && r != -ECANCELED)
                 fprintf(stderr, "send: %s\n", net_strerror((int)r));
             break;
-        }
-        /* While the peer keeps the buffer full neither call parks, so a
-         * peer that streams fast enough would keep this loop, and the OS
-         * thread, to itself for ever.  After a quantum of such bytes the
-         * connection sleeps until the loop's next round, which polls and
-         * so lets every other connection have its turn.  (gt_yield would
-         * switch straight to the next ready thread, and the loop polls
-         * only after a thousand such switches.)  A short read means the
-         * next one parks anyway. */
-        burst = n < (ssize_t)sizeof buf ? 0 : burst + (size_t)n;
-        if (burst >= ECHO_QUANTUM) {
-            burst = 0;
-            if (gt_sleep(gt_now()) < 0) break;
         }
     }
 }
