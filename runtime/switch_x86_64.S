@@ -24,12 +24,9 @@
 
     .text
 
-/* void gt__ctx_swap_sp(void **save_sp, void *new_sp) */
-    .globl gt__ctx_swap_sp
-    .hidden gt__ctx_swap_sp
-    .type gt__ctx_swap_sp, @function
-gt__ctx_swap_sp:
-    .cfi_startproc
+/* Pushes what a callee must preserve and stores the stack pointer at
+ * (%rdi): the saved context. */
+    .macro save_context
     pushq %rbp
     pushq %rbx
     pushq %r12
@@ -40,6 +37,15 @@ gt__ctx_swap_sp:
     stmxcsr (%rsp)
     fnstcw 4(%rsp)
     movq %rsp, (%rdi)
+    .endm
+
+/* void gt__ctx_swap_sp(void **save_sp, void *new_sp) */
+    .globl gt__ctx_swap_sp
+    .hidden gt__ctx_swap_sp
+    .type gt__ctx_swap_sp, @function
+gt__ctx_swap_sp:
+    .cfi_startproc
+    save_context
     movq %rsi, %rsp
 restore:
     ldmxcsr (%rsp)
@@ -63,16 +69,7 @@ restore:
     .type gt__ctx_enter_sp, @function
 gt__ctx_enter_sp:
     .cfi_startproc
-    pushq %rbp
-    pushq %rbx
-    pushq %r12
-    pushq %r13
-    pushq %r14
-    pushq %r15
-    subq $8, %rsp
-    stmxcsr (%rsp)
-    fnstcw 4(%rsp)
-    movq %rsp, (%rdi)
+    save_context
     ldmxcsr (%rsi)
     fldcw 4(%rsi)
     leaq 64(%rsi), %rsp
