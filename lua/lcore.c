@@ -319,7 +319,8 @@ static int l_newthread(lua_State *L)
 
 /* core.dispatch(loop, timeout) -> more [, thread, error].  One round of
  * the OS thread's loop; `more` says whether this loop's threads still
- * wait.  Errors of loop threads come out one per call. */
+ * wait or errors are still to come out.  Errors of loop threads come out
+ * one per call. */
 static int l_dispatch(lua_State *L)
 {
     lsl_loop *lp = check_loop(L);
@@ -334,8 +335,10 @@ static int l_dispatch(lua_State *L)
             return luaL_error(L, "socketloop: dispatch called from inside a "
                                  "loop thread");
     }
-    lua_pushboolean(L, lp->nthreads > 0);
-    return 1 + take_error(L, lp, NULL);
+    int n = take_error(L, lp, NULL);
+    lua_pushboolean(L, lp->nthreads > 0 || lp->nerrors > 0);
+    lua_insert(L, -(n + 1));
+    return 1 + n;
 }
 
 static int l_count(lua_State *L)

@@ -68,6 +68,15 @@ local survivor = false
 loop.newthread(function() loop.sleep(0.01); survivor = true end)
 loop.start(1)
 assert(#seen == 3 and survivor, #seen)
+
+-- Threads that fail in the same round: every error reaches onerror before
+-- start returns, though no thread is left.
+seen = {}
+for i = 1, 3 do
+	loop.newthread(function() loop.sleep(0.02); error('same' .. i) end)
+end
+loop.start(5)
+assert(#seen == 3, #seen)
 loop.onerror = nil
 
 -- A loop thread that yields outside a socket call is an error, not a hang.
