@@ -65,7 +65,6 @@ ssize_t net__read(net_sock *s, void *buf, size_t n, int64_t deadline)
             if (errno != EAGAIN && errno != EWOULDBLOCK) return -errno;
             s->w.dry[0] = 1;
         }
-        s->streak = 0;
         int rc = net__sock_wait(s, 0, deadline);
         if (rc < 0) return rc;
     }
@@ -111,7 +110,6 @@ ssize_t net_send(net_sock *s, const void *buf, size_t n, size_t *sent,
             }
             s->w.dry[1] = 1;
         }
-        s->streak = 0;
         if ((rc = net__sock_wait(s, 1, deadline)) < 0) break;
     }
     net__unref(s);

@@ -100,6 +100,7 @@ int net__sock_wait(net_sock *s, int dir, int64_t deadline)
     int rc = watch_dir(s, dir);
     if (rc < 0) return rc;
     rc = net__park(L, &s->w, dir, deadline);
+    s->streak = 0; /* it parked: the others have had their turn */
     if (s->closed)
         rc = NET_ECLOSED;
     else if (!be->edge)

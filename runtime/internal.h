@@ -52,6 +52,16 @@ static inline void gt__list_push(gt__list *head, gt__list *n)
     head->prev->next = n;
     head->prev = n;
 }
+/* Moves every node of `from`, in order, to the end of `to`. */
+static inline void gt__list_splice(gt__list *to, gt__list *from)
+{
+    if (gt__list_empty(from)) return;
+    from->next->prev = to->prev;
+    to->prev->next = from->next;
+    from->prev->next = to;
+    to->prev = from->prev;
+    gt__list_init(from);
+}
 static inline void gt__list_remove(gt__list *n)
 {
     n->prev->next = n->next;

@@ -187,11 +187,7 @@ int gt_dispatch(int64_t deadline)
         io->wait(io, 0); /* ready threads must not starve I/O */
     }
     fire_timers(S);
-    while (!gt__list_empty(&S->later)) {
-        gt__list *n = S->later.next;
-        gt__list_remove(n);
-        gt__list_push(&S->runq, n);
-    }
+    gt__list_splice(&S->runq, &S->later);
     S->budget = GT__BUDGET;
     while (S->budget && !gt__list_empty(&S->runq)) {
         S->budget--;
