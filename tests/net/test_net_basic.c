@@ -57,8 +57,7 @@ static void test_einval(void **state)
     assert_int_equal(net_connect(&s, "127.0.0.1", -1, NULL, 0, 0), -EINVAL);
     assert_int_equal(net_connect(&s, "127.0.0.1", 65536, NULL, 0, 0), -EINVAL);
     assert_int_equal(net_connect(&s, "127.0.0.1", 80, NULL, -1, 0), -EINVAL);
-    assert_int_equal(net_connect(&s, "127.0.0.1", 80, NULL, 65536, 0),
-                     -EINVAL);
+    assert_int_equal(net_connect(&s, "127.0.0.1", 80, NULL, 65536, 0), -EINVAL);
 
     assert_int_equal(net_listen(NULL, "127.0.0.1", 0, 0), -EINVAL);
     assert_int_equal(net_listen(&s, "127.0.0.1", -1, 0), -EINVAL);
@@ -275,8 +274,8 @@ static void test_strerror(void **state)
     }
     assert_non_null(strstr(net_strerror(NET_EFDSETSIZE), "FD_SETSIZE"));
     /* errno values and the runtime's own codes read as gt_strerror. */
-    static const int others[] = {-ECONNRESET, -ETIMEDOUT, -EPIPE,
-                                 -EALREADY, -EMSGSIZE, GT_EMAPLIMIT, 0};
+    static const int others[] = {-ECONNRESET, -ETIMEDOUT,   -EPIPE, -EALREADY,
+                                 -EMSGSIZE,   GT_EMAPLIMIT, 0};
     for (int i = 0; i < NT_LEN(others); i++)
         assert_string_equal(net_strerror(others[i]), gt_strerror(others[i]));
     assert_string_equal(net_strerror(-ECONNRESET), strerrordesc_np(ECONNRESET));
@@ -330,7 +329,8 @@ static void test_options(void **state)
     assert_int_equal(net_cleanup(), 0);
 }
 
-/* --- addresses -------------------------------------------------------------- */
+/* --- addresses --------------------------------------------------------------
+ */
 
 typedef struct addr_ctx {
     const char *host;
@@ -531,7 +531,8 @@ static void test_stats(void **state)
     assert_int_equal(bout, 30);
 }
 
-/* --- net_wait on a pipe ----------------------------------------------------- */
+/* --- net_wait on a pipe -----------------------------------------------------
+ */
 
 typedef struct wait_ctx {
     int rfd, wfd;
@@ -804,8 +805,8 @@ static void filler(void *p)
     for (c->n = 0; c->n < FILL_MAX;) {
         int i = c->n++;
         int64_t t0 = gt_now();
-        c->rc[i] = net_connect(&c->s[i], "127.0.0.1", c->port, NULL, 0,
-                               t0 + 200);
+        c->rc[i] =
+            net_connect(&c->s[i], "127.0.0.1", c->port, NULL, 0, t0 + 200);
         c->took[i] = gt_now() - t0;
         if (c->rc[i] != 0) break;
     }
@@ -882,12 +883,27 @@ typedef struct local_ctx {
     net_addr cl, sp;
 } local_ctx;
 
+/* net_connect from *local_port.  The port was free when the test picked
+ * it, but a test running at the same time may take it first: then it
+ * picks another. */
+static int connect_from(net_sock **s, const char *host, int port,
+                        const char *local, int *local_port)
+{
+    int rc = -EADDRINUSE;
+    for (int i = 0; i < 10 && rc == -EADDRINUSE; i++) {
+        if (i) *local_port = nt_free_port();
+        rc = net_connect(s, host, port, local, *local_port,
+                         gt_now() + nt_slack());
+    }
+    return rc;
+}
+
 static void local_client(void *p)
 {
     local_ctx *c = p;
     net_sock *s;
-    c->rc_c = net_connect(&s, "127.0.0.1", c->port, "127.0.0.1", c->local_port,
-                          gt_now() + nt_slack());
+    c->rc_c =
+        connect_from(&s, "127.0.0.1", c->port, "127.0.0.1", &c->local_port);
     if (c->rc_c == 0) {
         net_local_addr(s, &c->cl);
         net_close(s);
@@ -937,8 +953,7 @@ static void lport6_client(void *p)
 {
     lport6_ctx *c = p;
     net_sock *s;
-    c->rc_c = net_connect(&s, "::1", c->port, NULL, c->local_port,
-                          gt_now() + nt_slack());
+    c->rc_c = connect_from(&s, "::1", c->port, NULL, &c->local_port);
     if (c->rc_c == 0) {
         net_local_addr(s, &c->cl);
         net_close(s);
@@ -1120,19 +1135,31 @@ static void test_resolve_deadline0(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        NT_TEST(test_poller_name),       NT_TEST(test_einval),
-        NT_TEST(test_wrap),              NT_TEST(test_eperm_outside),
-        NT_TEST(test_outside_no_park),   NT_TEST(test_outside_big_send),
-        NT_TEST(test_strerror),          NT_TEST(test_options),
-        NT_TEST(test_addr_ipv4),         NT_TEST(test_addr_ipv6),
-        NT_TEST(test_listen_hosts),      NT_TEST(test_stats),
-        NT_TEST(test_wait_pipe),         NT_TEST(test_wait_deadline0),
-        NT_TEST(test_fdsetsize),         NT_TEST(test_connect_refused),
-        NT_TEST(test_connect_deadline0), NT_TEST(test_connect_deadline),
-        NT_TEST(test_accept_deadline),   NT_TEST(test_connect_local),
+        NT_TEST(test_poller_name),
+        NT_TEST(test_einval),
+        NT_TEST(test_wrap),
+        NT_TEST(test_eperm_outside),
+        NT_TEST(test_outside_no_park),
+        NT_TEST(test_outside_big_send),
+        NT_TEST(test_strerror),
+        NT_TEST(test_options),
+        NT_TEST(test_addr_ipv4),
+        NT_TEST(test_addr_ipv6),
+        NT_TEST(test_listen_hosts),
+        NT_TEST(test_stats),
+        NT_TEST(test_wait_pipe),
+        NT_TEST(test_wait_deadline0),
+        NT_TEST(test_fdsetsize),
+        NT_TEST(test_connect_refused),
+        NT_TEST(test_connect_deadline0),
+        NT_TEST(test_connect_deadline),
+        NT_TEST(test_accept_deadline),
+        NT_TEST(test_connect_local),
         NT_TEST(test_connect_local_port_ipv6),
-        NT_TEST(test_resolve_localhost), NT_TEST(test_resolve_many),
-        NT_TEST(test_resolve_cancel),    NT_TEST(test_resolve_invalid),
+        NT_TEST(test_resolve_localhost),
+        NT_TEST(test_resolve_many),
+        NT_TEST(test_resolve_cancel),
+        NT_TEST(test_resolve_invalid),
         NT_TEST(test_resolve_deadline0),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
