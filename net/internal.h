@@ -8,6 +8,7 @@
 
 #include <netdb.h>
 #include "socketloop/net.h"
+#include "socketloop/net_op.h"
 
 #define NET__EDGE 4 /* with NET_IN/NET_OUT: report changes only */
 #define NET__HUP 8  /* in events: the peer has shut down or failed */
@@ -15,21 +16,13 @@
  * poll (see net/io.c). */
 #define NET__QUANTUM ((size_t)64 * 1024)
 
-/* A callback waiter on a socket, for code that waits without a green
- * thread (the Lua module's yielded coroutines).  fn runs in the loop, on
- * the loop's stack: rc is 0 when the socket is ready, NET_ECLOSED when it
- * was closed. */
-typedef struct net__watch {
-    void (*fn)(struct net__watch *w, int rc);
-} net__watch;
-
 /* Anything the poller watches: a socket, a foreign descriptor in
  * net_wait, the resolver's wake-up descriptor. */
 typedef struct net__waitable {
     int fd;
     int slot;              /* index in the poll and select tables */
-    gt__thread *waiter[2]; /* parked reader [0] and writer [1] */
-    net__watch *watch[2];  /* or callback waiters, sockets only */
+    gt__thread *waiter[2]; /* parked reader [0] and writer [1] (net_wait) */
+    net_op *op[2];         /* a socket's waiting operations (net/op.c) */
     int dry[2];            /* the last read drained it, the last write
                               filled it: wait for an event first */
     int hup;               /* NET__HUP seen: reads end, never park */
@@ -60,6 +53,7 @@ extern const net__backend net__poll_backend;
 extern const net__backend net__select_backend;
 
 struct net__resolver;
+#define NET__SPARE 16 /* read-ahead buffers a loop keeps for reuse */
 
 /* The net layer's state for one OS thread. */
 typedef struct net__loop {
@@ -68,6 +62,8 @@ typedef struct net__loop {
     net__poller *p;            /* its state */
     size_t nsocks;             /* open sockets */
     struct net__resolver *res; /* name-resolution threads, made lazily */
+    char *spare[NET__SPARE];   /* read-ahead buffers no socket holds now */
+    int nspare;
 } net__loop;
 
 struct net_sock {
@@ -80,7 +76,9 @@ struct net_sock {
     struct net__server *server; /* net_serve's record, for its sockets */
     char *rbuf;                 /* bytes read and not yet returned, or NULL */
     size_t rpos, rlen;          /* they are rbuf[rpos .. rpos + rlen) */
+    size_t rcap;                /* rbuf's size */
     size_t max_line;            /* limit of NET_LINE */
+    int skip_line;              /* discarding the rest of an over-long line */
     uint64_t in, out;           /* bytes received and sent */
     size_t streak;              /* bytes moved since it last parked */
     int64_t born;               /* gt_now() at creation */
@@ -90,29 +88,72 @@ net__loop *net__get(int *err);
 /* Parks the running green thread until w is ready in direction dir
  * (0 read, 1 write) or the deadline; the caller registered w. */
 int net__park(net__loop *L, net__waitable *w, int dir, int64_t deadline);
-/* The same for a socket: registers it, and returns NET_ECLOSED if it was
- * closed meanwhile.  The caller holds a reference (see net__unref), so
- * that a close by another green thread cannot free the socket under it. */
-int net__sock_wait(net_sock *s, int dir, int64_t deadline);
 int net__sock_new(net__loop *L, int fd, net_sock **out);
-/* At the start of a call: gives way to the others if the socket has moved
- * NET__QUANTUM bytes since it last parked (net/io.c). */
-void net__take_turn(net_sock *s, int64_t deadline);
-/* Registers a callback waiter instead of parking: -EALREADY if someone
- * waits in that direction, NET_ECLOSED if the socket is closed. */
-int net__sock_watch(net_sock *s, int dir, net__watch *w);
-/* Takes a callback waiter back without calling it. */
-void net__sock_unwatch(net_sock *s, int dir);
-/* Removes the callback waiter of a socket's waitable and calls it. */
-void net__fire(net__waitable *w, int dir, int rc);
-/* Every operation that can park holds a reference on its socket; the
- * owner's is dropped by net_close.  The last one closes the descriptor. */
+/* Registers s with the poller if an operation waits on it for I/O, or
+ * updates a level-triggered poller's interest to the directions that
+ * operations wait for. */
+int net__sock_watch(net_sock *s);
+/* Every operation holds a reference on its socket while it runs or
+ * waits; the owner's is dropped by net_close.  The last one closes the
+ * descriptor. */
 void net__unref(net_sock *s);
 /* Puts bytes read by a previous owner of the descriptor in front of the
  * socket's buffer, which must be empty. */
 int net__unread(net_sock *s, const char *data, size_t n);
-/* Reads into buf from the socket's buffer first, then the descriptor. */
-ssize_t net__read(net_sock *s, void *buf, size_t n, int64_t deadline);
+/* Frees the socket's read-ahead buffer when it holds nothing, keeping it
+ * for the next socket that needs one. */
+void net__rbuf_release(net_sock *s);
+
+/* --- Operations as steps (net/op.c) -------------------------------------
+ * A step makes progress without waiting and says how it ended. */
+enum {
+    NET__DONE,     /* op->rc holds the result */
+    NET__WAIT_IN,  /* needs the socket readable */
+    NET__WAIT_OUT, /* needs it writable */
+    NET__WAIT_TIME /* needs time to pass: until net__opx.until */
+};
+/* The private part of a net_op (its net__priv). */
+typedef struct net__opx {
+    gt__ctimer timer;   /* started ops: the bound of the current wait */
+    gt__thread *thread; /* the green thread parked on it (net_op_run) */
+    int64_t until;      /* NET__WAIT_TIME: when to step again */
+    int64_t backoff;    /* ACCEPT: the next pause when out of descriptors */
+    int64_t idle_end;   /* when the current wait times out for idleness */
+    size_t mark;        /* op->moved when the idle clock last restarted */
+    size_t start;       /* RECEIVE: out->len before the op */
+    int state;          /* enum below */
+    int dir;            /* 0 read, 1 write */
+    int phase;          /* CONNECT: 1 once connect() is in progress */
+    int async;          /* started by net_op_start, not yet ended */
+} net__opx;
+enum { NET__OP_IDLE, NET__OP_IO, NET__OP_TIME };
+static inline net__opx *net__x(net_op *op)
+{
+    return (net__opx *)(void *)&op->net__priv;
+}
+/* When the operation, or its current wait for idleness, ends; -1 never. */
+int64_t net__bound(const net_op *op);
+/* A step may skip a system call that can only say EAGAIN? */
+int net__dry(const net_sock *s, int dir, const net_op *op);
+/* The steps of each kind: net/io.c, net/bufio.c, net/tcp.c. */
+int net__recv_step(net_op *op);
+int net__send_step(net_op *op);
+int net__receive_step(net_op *op);
+int net__accept_step(net_op *op);
+int net__connect_step(net_op *op);
+/* Drops the rest of an over-long line (net/bufio.c): NET__GO when
+ * nothing is left to drop (also when the stream ended), NET__WAIT_IN, or
+ * NET__DONE with op->rc set to the error that came meanwhile. */
+#define NET__GO (-1)
+int net__skip_line(net_sock *s, net_op *op);
+/* Reads into buf, from the socket's buffer first: > 0 bytes, 0 at end of
+ * stream, -EAGAIN when nothing is there, or another error. */
+ssize_t net__read(net_sock *s, void *buf, size_t n, const net_op *op);
+/* The poller says op's socket is ready for it: wakes its thread, or
+ * steps it. */
+void net__op_ready(net_op *op);
+/* Ends every operation waiting on s with NET_ECLOSED (net_close). */
+void net__ops_closed(net_sock *s);
 
 /* Resolves host:port into a list to free with freeaddrinfo.  `use` says
  * what for: NET__PEER (connect to it), NET__LISTEN (host NULL: every IPv4

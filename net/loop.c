@@ -21,6 +21,7 @@ static pthread_once_t exit_once = PTHREAD_ONCE_INIT;
 
 static void loop_free(net__loop *L)
 {
+    while (L->nspare) free(L->spare[--L->nspare]);
     net__resolver_free(L);
     L->be->destroy(L->p);
     gt__peek()->io = NULL;
@@ -46,8 +47,8 @@ static void wake(net__waitable *w, int events)
         w->dry[dir] = 0;
         if (w->waiter[dir])
             gt__wake(w->waiter[dir], 0);
-        else if (w->watch[dir])
-            net__fire(w, dir, 0);
+        else if (w->op[dir])
+            net__op_ready(w->op[dir]);
     }
 }
 

@@ -32,79 +32,37 @@ int net__sock_new(net__loop *L, int fd, net_sock **out)
 void net__unref(net_sock *s)
 {
     if (--s->refs) return;
-    close(s->w.fd);
-    free(s->rbuf);
+    if (s->w.fd >= 0) close(s->w.fd);
+    s->rlen = 0;
+    net__rbuf_release(s);
     s->L->nsocks--;
     free(s);
 }
 
-/* What a level-triggered poller should watch for s now. */
+/* What a level-triggered poller should watch for s now: the directions
+ * in which an operation waits for the descriptor (not for a back-off). */
 static int interest(const net_sock *s)
 {
-    return (s->w.waiter[0] || s->w.watch[0] ? NET_IN : 0) |
-           (s->w.waiter[1] || s->w.watch[1] ? NET_OUT : 0);
+    int ev = 0;
+    for (int dir = 0; dir < 2; dir++) {
+        net_op *op = s->w.op[dir];
+        if (op && net__x(op)->state == NET__OP_IO) ev |= dir ? NET_OUT : NET_IN;
+    }
+    return ev;
 }
 
-/* Registers s with the poller, or updates a level-triggered poller's
- * interest, so that direction dir is watched too. */
-static int watch_dir(net_sock *s, int dir)
+int net__sock_watch(net_sock *s)
 {
     const net__backend *be = s->L->be;
-    int want = interest(s) | (dir ? NET_OUT : NET_IN), rc = 0;
+    int want = interest(s), rc = 0;
     if (!s->registered) {
+        if (!want) return 0;
         rc = be->add(s->L->p, &s->w,
                      be->edge ? NET_IN | NET_OUT | NET__EDGE : want);
         s->registered = rc == 0;
     } else if (!be->edge) {
         rc = be->mod(s->L->p, &s->w, want);
     }
-    return rc;
-}
-
-int net__sock_watch(net_sock *s, int dir, net__watch *w)
-{
-    if (s->closed) return NET_ECLOSED;
-    if (s->w.waiter[dir] || s->w.watch[dir]) return -EALREADY;
-    int rc = watch_dir(s, dir);
-    if (rc < 0) return rc;
-    s->w.watch[dir] = w;
-    s->L->io.waiters++;
-    return 0;
-}
-
-void net__sock_unwatch(net_sock *s, int dir)
-{
-    if (!s->w.watch[dir]) return;
-    s->w.watch[dir] = NULL;
-    s->L->io.waiters--;
-    if (s->registered && !s->L->be->edge)
-        s->L->be->mod(s->L->p, &s->w, interest(s));
-}
-
-void net__fire(net__waitable *w, int dir, int rc)
-{
-    net_sock *s = (net_sock *)(void *)w; /* only sockets have watches */
-    net__watch *cb = w->watch[dir];
-    net__sock_unwatch(s, dir);
-    cb->fn(cb, rc);
-}
-
-int net__sock_wait(net_sock *s, int dir, int64_t deadline)
-{
-    net__loop *L = s->L;
-    const net__backend *be = L->be;
-    if (s->closed) return NET_ECLOSED;
-    if (s->w.waiter[dir] || s->w.watch[dir]) return -EALREADY;
-    if (deadline == 0) return -ETIMEDOUT; /* tried once: also outside */
-    if (!gt__S.current) return -EPERM;
-    int rc = watch_dir(s, dir);
-    if (rc < 0) return rc;
-    rc = net__park(L, &s->w, dir, deadline);
-    s->streak = 0; /* it parked: the others have had their turn */
-    if (s->closed)
-        rc = NET_ECLOSED;
-    else if (!be->edge)
-        be->mod(L->p, &s->w, interest(s));
     return rc;
 }
 
@@ -129,10 +87,7 @@ int net_close(net_sock *s)
     s->closed = 1;
     if (s->registered) s->L->be->del(s->L->p, &s->w);
     s->registered = 0;
-    for (int dir = 0; dir < 2; dir++) {
-        if (s->w.waiter[dir]) gt__wake(s->w.waiter[dir], NET_ECLOSED);
-        if (s->w.watch[dir]) net__fire(&s->w, dir, NET_ECLOSED);
-    }
+    net__ops_closed(s);
     net__unref(s);
     return 0;
 }

@@ -12,8 +12,61 @@
 #define NET__BACKOFF_MIN 5    /* ms, first pause when out of descriptors */
 #define NET__BACKOFF_MAX 1000 /* ms, longest pause */
 
+int net__connect_step(net_op *op)
+{
+    net_sock *s = op->s;
+    net__opx *x = net__x(op);
+    int fd = s->w.fd, err = 0;
+    socklen_t len = sizeof err;
+    if (s->closed) {
+        op->rc = NET_ECLOSED;
+        return NET__DONE;
+    }
+    if (!x->phase) {
+        if (connect(fd, op->addr, op->addrlen) == 0) {
+            op->rc = 0;
+            return NET__DONE;
+        }
+        /* An interrupted connect goes on in the background (POSIX), as
+         * one in progress does: wait for it the same way. */
+        if (errno != EINPROGRESS && errno != EINTR) {
+            op->rc = -errno;
+            return NET__DONE;
+        }
+        x->phase = 1;
+        return NET__WAIT_OUT;
+    }
+    /* The verdict is in SO_ERROR; a socket still connecting has none yet
+     * and no peer either (this step may run before the event). */
+    if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0) err = errno;
+    if (!err) {
+        struct sockaddr_storage ss;
+        socklen_t sl = sizeof ss;
+        if (getpeername(fd, (struct sockaddr *)&ss, &sl) == 0) {
+            op->rc = 0;
+            return NET__DONE;
+        }
+        if (errno == ENOTCONN) return NET__WAIT_OUT;
+        err = errno;
+    }
+    op->rc = -err;
+    return NET__DONE;
+}
+
+int net_connect_addr(net_sock *s, const struct sockaddr *addr,
+                     socklen_t addrlen, int64_t deadline)
+{
+    net_op op = {.kind = NET_OP_CONNECT,
+                 .s = s,
+                 .addr = addr,
+                 .addrlen = addrlen,
+                 .deadline = deadline,
+                 .idle = -1};
+    return (int)net_op_run(&op);
+}
+
 /* One attempt on one address: a non-blocking connect, then a wait for
- * the socket to become writable and the verdict in SO_ERROR. */
+ * the verdict. */
 static int connect_one(net__loop *L, const struct addrinfo *ai,
                        const struct addrinfo *local, int64_t deadline,
                        net_sock **out)
@@ -28,20 +81,10 @@ static int connect_one(net__loop *L, const struct addrinfo *ai,
         close(fd);
         return rc;
     }
-    if (local && bind(fd, local->ai_addr, local->ai_addrlen) < 0) {
+    if (local && bind(fd, local->ai_addr, local->ai_addrlen) < 0)
         rc = -errno;
-    } else if (connect(fd, ai->ai_addr, ai->ai_addrlen) < 0) {
-        /* An interrupted connect goes on in the background (POSIX), as
-         * one in progress does: wait for it the same way. */
-        rc = errno == EINPROGRESS || errno == EINTR ? 0 : -errno;
-        if (rc == 0 && (rc = net__sock_wait(s, 1, deadline)) == 0) {
-            int err = 0;
-            socklen_t len = sizeof err;
-            if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
-                err = errno;
-            rc = -err;
-        }
-    }
+    else
+        rc = net_connect_addr(s, ai->ai_addr, ai->ai_addrlen, deadline);
     if (rc < 0) {
         net_close(s);
         return rc;
@@ -114,43 +157,50 @@ int net_listen(net_sock **out, const char *host, int port, int backlog)
     return rc;
 }
 
-static int accept_held(net_sock *ls, net_sock **out, int64_t deadline)
+int net__accept_step(net_op *op)
 {
-    int64_t backoff = NET__BACKOFF_MIN;
+    net_sock *ls = op->s;
+    net__opx *x = net__x(op);
     for (;;) {
-        if (ls->closed) return NET_ECLOSED;
+        if (ls->closed) {
+            op->rc = NET_ECLOSED;
+            return NET__DONE;
+        }
         int fd = accept4(ls->w.fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd >= 0) {
-            int rc = net__sock_new(ls->L, fd, out);
-            if (rc < 0) close(fd);
-            return rc;
+            op->rc = net__sock_new(ls->L, fd, &op->accepted);
+            if (op->rc < 0) close(fd);
+            return NET__DONE;
         }
-        int err = errno, rc;
+        int err = errno;
         if (err == EINTR || err == ECONNABORTED || err == EPROTO) continue;
-        if (err == EAGAIN || err == EWOULDBLOCK) {
-            rc = net__sock_wait(ls, 0, deadline);
-        } else if (err == EMFILE || err == ENFILE) {
-            /* The connection stays queued, so readiness would fire at once
-             * again: pause instead, then retry. */
-            if (deadline >= 0 && gt_now() >= deadline) return -err;
-            int64_t until = gt_now() + backoff;
-            if (deadline >= 0 && until > deadline) until = deadline;
-            rc = gt_sleep(until);
-            backoff =
-                backoff * 2 < NET__BACKOFF_MAX ? backoff * 2 : NET__BACKOFF_MAX;
-        } else {
-            return -err;
+        if (err == EAGAIN || err == EWOULDBLOCK) return NET__WAIT_IN;
+        if (err != EMFILE && err != ENFILE) {
+            op->rc = -err;
+            return NET__DONE;
         }
-        if (rc < 0) return rc;
+        /* Out of descriptors: the connection stays queued, so readiness
+         * would fire at once again.  Pause instead, then retry, until the
+         * deadline; then report the error itself. */
+        int64_t now = gt_now(), end = net__bound(op), b = x->backoff;
+        if (op->deadline == 0 || (end >= 0 && now >= end)) {
+            op->rc = -err;
+            return NET__DONE;
+        }
+        if (!b) b = NET__BACKOFF_MIN;
+        x->until = end >= 0 && now + b > end ? end : now + b;
+        x->backoff = b * 2 < NET__BACKOFF_MAX ? b * 2 : NET__BACKOFF_MAX;
+        return NET__WAIT_TIME;
     }
 }
 
 int net_accept(net_sock *ls, net_sock **out, int64_t deadline)
 {
-    if (!ls || !out) return -EINVAL;
-    ls->refs++;
-    int rc = accept_held(ls, out, deadline);
-    net__unref(ls);
+    if (!out) return -EINVAL;
+    net_op op = {
+        .kind = NET_OP_ACCEPT, .s = ls, .deadline = deadline, .idle = -1};
+    int rc = (int)net_op_run(&op);
+    if (rc == 0) *out = op.accepted;
     return rc;
 }
 

@@ -54,6 +54,11 @@ GT_API int net_connect(net_sock **out, const char *host, int port,
                        const char *local_host, int local_port,
                        int64_t deadline);
 
+/* Connects the unconnected socket s (made with socket(2) and wrapped, so
+ * that options and a local address could be set first) to addr. */
+GT_API int net_connect_addr(net_sock *s, const struct sockaddr *addr,
+                            socklen_t addrlen, int64_t deadline);
+
 /* Listens on host:port (host NULL or "*": every IPv4 address; "::": every
  * IPv6 one; port 0: a free port).  SO_REUSEADDR is set. */
 GT_API int net_listen(net_sock **out, const char *host, int port, int backlog);
@@ -130,8 +135,12 @@ GT_API void net_buf_free(net_buf *b);
 /* Returns the number of bytes this call appended.  NET_ALL ends with
  * success when the peer closes; NET_LINE and NET_BYTES then fail with
  * NET_ECLOSED.  A line longer than the socket's limit fails with
- * -EMSGSIZE, having appended the limit's worth.  -ENOMEM if out cannot
- * grow. */
+ * -EMSGSIZE, having appended the limit's worth; the rest of that line,
+ * up to its LF, is then dropped as it arrives, so the next call of any
+ * kind starts at the next line.  -ENOMEM if out cannot grow.
+ * Another call may take buffered bytes while one waits (only a second
+ * waiter is refused): the waiting one then sees what that call left in
+ * the buffer, and no byte is lost or reordered. */
 GT_API ssize_t net_receive(net_sock *s, int pattern, size_t n, net_buf *out,
                            int64_t deadline);
 /* Longest line NET_LINE accepts (default 1 MiB). */

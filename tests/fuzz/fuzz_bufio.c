@@ -222,22 +222,39 @@ static void parse(script *sc, const uint8_t *in, size_t size)
 
 /* --- the model ------------------------------------------------------------ */
 
+/* Drops what is left of an over-long line: 1 if the data ran out before
+ * its LF (and the stream goes on). */
+static int model_skip(const unsigned char *S, size_t avail, int eof,
+                      size_t *pos, int *skip)
+{
+    if (!*skip) return 0;
+    const unsigned char *lf = memchr(S + *pos, '\n', avail - *pos);
+    *pos = lf ? (size_t)(lf - S) + 1 : avail;
+    if (lf || eof) *skip = 0;
+    return *skip;
+}
+
 /* What call c must do on the stream S from *pos, when it has been sent up
  * to avail and eof says whether that is all: returns the result, puts what
  * the call appends in app and its length in *len, and moves *pos past
  * what the call takes.  A line drops its LF and every CR; one longer than
- * the limit fails with the limit's worth appended, and the stream then
- * goes on at the byte that did not fit.  When the data runs out, a call
+ * the limit fails with the limit's worth appended, and the rest of that
+ * line, up to its LF, is then dropped by whichever call comes next (*skip
+ * says it is still to drop).  When the data runs out, a call
  * that tries once fails with -ETIMEDOUT, and at the end of the stream
  * NET_LINE and NET_BYTES fail with NET_ECLOSED; either way it keeps what
  * it took.  NET_BYTES 0 takes nothing. */
 static ssize_t model(const call *c, size_t limit, const unsigned char *S,
-                     size_t avail, int eof, size_t *pos, unsigned char *app,
-                     size_t *len)
+                     size_t avail, int eof, size_t *pos, int *skip,
+                     unsigned char *app, size_t *len)
 {
     size_t i = *pos, k = 0;
     ssize_t short_rc = eof ? NET_ECLOSED : -ETIMEDOUT;
     *len = 0;
+    if (c->pat != NET_LINE && c->pat != NET_BYTES && c->pat != NET_ALL)
+        return -EINVAL;
+    if (model_skip(S, avail, eof, pos, skip)) return -ETIMEDOUT;
+    i = *pos;
     switch (c->pat) {
     case NET_LINE:
         for (; i < avail && S[i] != '\n'; i++) {
@@ -247,6 +264,7 @@ static ssize_t model(const call *c, size_t limit, const unsigned char *S,
         }
         *len = k;
         *pos = i < avail && S[i] == '\n' ? i + 1 : i;
+        if (i < avail && S[i] != '\n') *skip = 1;
         return i == avail ? short_rc : S[i] == '\n' ? (ssize_t)k : -EMSGSIZE;
     case NET_BYTES:
         if (c->n == SIZE_MAX) return -ENOMEM;
@@ -272,6 +290,7 @@ typedef struct run {
     int released;    /* the writer runs freely */
     int next;        /* the writer's next step */
     size_t sent;     /* bytes the writer's steps have sent */
+    int skip;        /* the model drops the rest of an over-long line */
     int shut, done;
 } run;
 
@@ -335,7 +354,7 @@ static void check_receive(run *r, int i, const call *c, size_t limit,
     size_t start = out->len, cap0 = out->cap;
     if (start) memcpy(kept, out->data, start);
     ssize_t want_rc = model(c, limit, sc->S, c->once ? r->sent : sc->L,
-                            c->once ? r->shut : 1, pos, want, &wlen);
+                            c->once ? r->shut : 1, pos, &r->skip, want, &wlen);
     ssize_t rc =
         net_receive(r->b, c->pat, c->n, out, c->once ? 0 : gt_now() + WAIT_MS);
     if (rc != want_rc || out->len != start + wlen ||
@@ -363,6 +382,7 @@ static void check_recv(run *r, int i, const call *c, size_t *pos)
 {
     static char buf[MAX_NUM];
     size_t avail = c->once ? r->sent : r->sc->L;
+    if (c->n) model_skip(r->sc->S, avail, !c->once || r->shut, pos, &r->skip);
     size_t most = avail - *pos < c->n ? avail - *pos : c->n;
     ssize_t rc = net_recv(r->b, buf, c->n, c->once ? 0 : gt_now() + WAIT_MS);
     int ok = !c->n  ? rc == -EINVAL
