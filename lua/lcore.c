@@ -3,6 +3,7 @@
 #include "lsl.h"
 
 #include <errno.h>
+#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -60,6 +61,7 @@ const char *lsl_errstr(int rc)
     case -EADDRINUSE: return "address already in use";
     case -EISCONN: return "already connected";
     case -EACCES: return "permission denied";
+    case -EMSGSIZE: return "line too long";
     case NET_ENOTFOUND: return "host or service not provided, or not known";
     case NET_ETRYAGAIN: return "temporary failure in name resolution";
     default: return net_strerror(rc);
@@ -174,59 +176,73 @@ static void resume_now(lsl_loop *lp, lua_State *co, int nargs)
     thread_ended(lp, co);
 }
 
+void lsl_fail(lsl_loop *lp, lua_State *co, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    lua_settop(co, 0);
+    lua_pushvfstring(co, fmt, ap);
+    va_end(ap);
+    record_error(lp, co);
+    thread_ended(lp, co);
+}
+
+int lsl_cannot_block(lua_State *L, const char *what)
+{
+#if defined(LSL_LUAJIT)
+    return luaL_error(L,
+                      "socketloop: %s cannot block here: the coroutine cannot "
+                      "yield to the loop (it is inside a C function, a "
+                      "metamethod or a user coroutine), and LuaJIT cannot "
+                      "switch C stacks under live Lua frames",
+                      what);
+#else
+    return luaL_error(L,
+                      "socketloop: %s would block outside a loop thread "
+                      "(start one with loop.newthread)",
+                      what);
+#endif
+}
+
+/* A resumed coroutine runs on the green thread that resumes it (the
+ * loop's resumer, see lsl.h), or on the loop's stack on LuaJIT. */
+void lsl_resume(lsl_loop *lp, lua_State *co, int nargs)
+{
+    resume_now(lp, co, nargs);
+}
+
 #if !defined(LSL_LUAJIT)
-typedef struct run {
+typedef struct first_run {
     lsl_loop *lp;
     lua_State *co;
     int nargs;
-} run;
+} first_run;
 
-static void runner(void *p)
+static void first_runner(void *p)
 {
-    run r = *(run *)p;
-    free(p);
+    first_run r = *(first_run *)p;
     resume_now(r.lp, r.co, r.nargs);
 }
-
-/* A runner green thread for co, or 0 after recording why there is none. */
-static int64_t spawn_runner(lsl_loop *lp, lua_State *co, int nargs)
-{
-    static const gt_attr attr = {0, "lua", 0};
-    run *r = malloc(sizeof *r);
-    int64_t id = r ? gt_spawn_attr(runner, r, &attr) : -ENOMEM;
-    if (id > 0) {
-        *r = (run){lp, co, nargs};
-        return id;
-    }
-    free(r);
-    lua_settop(co, 0);
-    lua_pushfstring(co, "socketloop: cannot run a loop thread: %s",
-                    gt_strerror((int)id));
-    record_error(lp, co);
-    thread_ended(lp, co);
-    return 0;
-}
 #endif
 
-void lsl_resume(lsl_loop *lp, lua_State *co, int nargs)
-{
-#if defined(LSL_LUAJIT)
-    resume_now(lp, co, nargs);
-#else
-    spawn_runner(lp, co, nargs);
-#endif
-}
-
-/* Runs a new loop thread now, up to its first wait. */
+/* Runs a new loop thread now, up to its first wait: on a green thread of
+ * its own, which it keeps if it parks in place. */
 static void run_first(lsl_loop *lp, lua_State *co, int nargs)
 {
 #if defined(LSL_LUAJIT)
     resume_now(lp, co, nargs);
 #else
-    int64_t id = spawn_runner(lp, co, nargs);
+    static const gt_attr attr = {0, "lua", 0};
+    /* The green thread copies this before the caller goes on. */
+    first_run r = {lp, co, nargs};
     lua_State *outer = top;
-    if (id > 0) gt__run_first(gt__find(gt__get(), id));
-    top = outer;
+    int64_t id = gt_spawn_attr(first_runner, &r, &attr);
+    if (id > 0 && gt_run_now(id) == 0) {
+        top = outer;
+        return;
+    }
+    lsl_fail(lp, co, "socketloop: cannot run a loop thread: %s",
+             gt_strerror(id > 0 ? -EBUSY : (int)id));
 #endif
 }
 
@@ -253,6 +269,7 @@ static int l_new(lua_State *L)
     lp->aux_ref = luaL_ref(L, LUA_REGISTRYINDEX);
     lp->threads_ref = new_table_ref(L);
     lp->errors_ref = new_table_ref(L);
+    lp->ready_tail = &lp->ready;
     lua_pushvalue(L, -1);
     luaL_ref(L, LUA_REGISTRYINDEX);
     return 1;
@@ -369,7 +386,7 @@ static int l_listen(lua_State *L)
     net_sock *s;
     int rc = net_listen(&s, host, port, backlog);
     if (rc < 0) return lsl_push_error(L, rc);
-    lsl_push_sock(L, lp, s, 1);
+    lsl_push_sock(L, lp, s, LSL_SERVER);
     return 1;
 }
 
@@ -385,12 +402,11 @@ static int l_adopt(lua_State *L)
     net_sock *s;
     int rc = net_wrap(&s, fd);
     if (rc < 0) return lsl_push_error(L, rc);
-    if ((rc = net__unread(s, pending, n)) < 0) {
-        s->w.fd = -1; /* the descriptor stays the caller's */
-        net_close(s);
+    if ((rc = net_unread(s, pending, n)) < 0) {
+        net_release(s); /* the descriptor stays the caller's */
         return lsl_push_error(L, rc);
     }
-    lsl_push_sock(L, lp, s, server);
+    lsl_push_sock(L, lp, s, server ? LSL_SERVER : LSL_CLIENT);
     return 1;
 }
 

@@ -1,23 +1,37 @@
 /* The Lua module's C core (socketloop.core): shared declarations.
  *
- * How Lua runs on the loop.  Every loop thread is a Lua coroutine.  On PUC
- * Lua it is resumed by a short-lived green thread (a "runner") and holds
- * no C stack while it waits: a socket call that would block registers a
- * callback waiter (net__watch, gt__ctimer) and yields; the loop finishes
- * the operation in C and resumes the coroutine with LuaSocket's results.
+ * How Lua runs on the loop.  Every loop thread is a Lua coroutine.  A
+ * socket call is one operation of the net layer (socketloop/net_op.h).
+ * When it cannot finish at once and the coroutine can yield to the loop,
+ * it yields and holds no C stack while it waits: the loop carries the
+ * operation on, and once it has ended the coroutine joins its loop's
+ * ready queue.  One green thread at a time (the resumer) takes the queue
+ * in order and resumes each coroutine with LuaSocket's results; so a busy
+ * loop takes one green thread per batch of resumes, not one per resume.
  * Where a yield cannot reach the loop (inside a gsub callback, a
- * metamethod, a user coroutine; anywhere on Lua 5.1 and 5.2) the call
- * parks the runner green thread in place instead, Lua frames and all.
- * LuaJIT cannot survive C-stack switches under live Lua frames, so there
- * Lua runs only on the loop's own stack, and a call that can neither
- * yield nor park raises an error that says why. */
+ * metamethod, a user coroutine; anywhere on Lua 5.1 and 5.2) the call runs
+ * the operation in the green thread under it, which parks in place, Lua
+ * frames and all; if that thread was the resumer, another one takes the
+ * queue over first.  LuaJIT cannot survive C-stack switches under live
+ * Lua frames, so there Lua runs only on the loop's own stack: a timer of
+ * the loop resumes the queue after each poll, and a call that can neither
+ * yield nor park raises an error that says why.
+ *
+ * The module uses only the public headers and the net layer's operation
+ * interface. */
 #ifndef LSL_H
 #define LSL_H
 
-#include "internal.h" /* the net layer's, with the runtime's park.h */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE /* strdup, SO_REUSEPORT: before any system header */
+#endif
+
+#include "socketloop.h"
+#include "socketloop/net_op.h"
 
 #include <lauxlib.h>
 #include <lua.h>
+#include <stddef.h>
 
 #if LUA_VERSION_NUM < 502
 #define lua_rawlen lua_objlen
@@ -32,54 +46,52 @@ void luaL_setfuncs(lua_State *L, const luaL_Reg *l, int nup);
 #define LSL_HAS_ISYIELDABLE (LUA_VERSION_NUM >= 503)
 #endif
 
+#define LSL_CONTAINER(p, type, field)                                          \
+    ((type *)(void *)((char *)(p)-offsetof(type, field)))
+
+typedef struct lsl_op lsl_op;
+
 /* One Lua loop.  Several may share an OS thread's scheduler. */
 typedef struct lsl_loop {
-    lua_State *aux;  /* a thread of the loop's own, for error texts */
-    int aux_ref;     /* its registry anchor */
-    int threads_ref; /* registry: table, loop coroutine -> true */
-    int errors_ref;  /* registry: array of {thread, message} */
-    int nthreads;    /* loop coroutines alive */
-    int nerrors;     /* entries in errors */
+    lua_State *aux;      /* a thread of the loop's own, for error texts */
+    int aux_ref;         /* its registry anchor */
+    int threads_ref;     /* registry: table, loop coroutine -> true */
+    int errors_ref;      /* registry: array of {thread, message} */
+    int nthreads;        /* loop coroutines alive */
+    int nerrors;         /* entries in errors */
+    lsl_op *ready;       /* calls ended, coroutines to resume, in order */
+    lsl_op **ready_tail; /* where the next one goes */
+    int64_t resumer;     /* the green thread resuming them, or 0 */
+    net_op drain;        /* LuaJIT: the timer that resumes them */
+    int draining;        /* drain is started */
 } lsl_loop;
 
-struct lsl_sock;
-
 enum { LSL_RECEIVE, LSL_SEND, LSL_ACCEPT, LSL_CONNECT, LSL_SLEEP };
+enum { LSL_MASTER, LSL_CLIENT, LSL_SERVER }; /* LuaSocket's classes */
 
-/* A socket operation whose coroutine yielded. */
-typedef struct lsl_op {
-    net__watch watch;   /* readiness, or the close */
-    gt__ctimer timer;   /* its deadline */
+/* A socket call in progress. */
+struct lsl_op {
+    net_op op;          /* the net layer's operation */
     struct lsl_sock *a; /* the socket */
-    lua_State *co;      /* the waiting coroutine */
-    int dir;            /* 0 read, 1 write */
+    lua_State *co;      /* the coroutine that yielded in it, or NULL */
+    lsl_op *next;       /* in the loop's ready queue */
+    int queued;         /* it is there */
     int kind;           /* LSL_RECEIVE ... */
-    int active;         /* registered */
-    int pattern;        /* receive: NET_LINE, NET_ALL or NET_BYTES */
-    size_t want;        /* receive NET_BYTES: total length wanted */
-    net_buf buf;        /* receive: the prefix and what came since */
-    const char *data;   /* send: the string (anchored by data_ref) */
-    int data_ref;       /* its registry anchor */
-    size_t i, j, pos;   /* send: 0-based range [i, j) and progress */
+    int active;         /* a call is in progress */
+    int data_ref;       /* registry anchor of what the op points into */
+    size_t first;       /* send: index of its first byte, 0-based */
     size_t start;       /* receive: length of the prefix */
-    int less_ok;        /* receive(n, prefix, true): whatever came */
-    net_sock *accepted; /* accept: the new connection */
-    int64_t backoff;    /* accept: pause when out of descriptors, ms */
-    int rc;             /* the result, once done */
+    net_buf buf;        /* receive: the prefix and what came since */
     char *host, *lhost; /* connect: copies of the addresses */
     int port, lport;    /* connect: ports */
-    int64_t deadline;   /* of the current wait, absolute, or -1 */
-    int64_t total;      /* of the whole call ('t' timeout), or -1 */
-    int retry;          /* the timer ends an accept back-off */
-    int done;           /* finished: the timer resumes the coroutine */
-    int64_t block;      /* 'b' timeout in ms for each wait, or -1 */
-} lsl_op;
+};
 
 /* An async socket (userdata "socketloop.asocket"). */
 typedef struct lsl_sock {
-    net_sock *s;     /* NULL once closed */
+    net_sock *s;     /* its socket, or NULL: none yet (a master) or closed */
     lsl_loop *lp;    /* its loop */
-    int server;      /* listening */
+    int kind;        /* LSL_MASTER, LSL_CLIENT or LSL_SERVER */
+    int closed;      /* close was called */
     double tm_block; /* settimeout 'b', seconds, < 0 none */
     double tm_total; /* settimeout 't', seconds, < 0 none */
     lsl_op op[2];    /* read side and write side */
@@ -95,7 +107,11 @@ void lsl_set_top(lua_State *co);
 int lsl_can_yield(lua_State *L, lsl_loop *lp);
 int lsl_yield_op(lua_State *L);
 void lsl_resume(lsl_loop *lp, lua_State *co, int nargs);
-lsl_sock *lsl_push_sock(lua_State *L, lsl_loop *lp, net_sock *s, int server);
+/* Ends loop thread co with an error made from fmt. */
+void lsl_fail(lsl_loop *lp, lua_State *co, const char *fmt, ...);
+/* Raises the error for a call that can neither yield nor park. */
+int lsl_cannot_block(lua_State *L, const char *what);
+lsl_sock *lsl_push_sock(lua_State *L, lsl_loop *lp, net_sock *s, int kind);
 int lsl_push_error(lua_State *L, int rc);
 const char *lsl_errstr(int rc);
 
@@ -103,6 +119,12 @@ const char *lsl_errstr(int rc);
 int luaopen_socketloop_asock(lua_State *L);
 int lsl_socket(lua_State *L);
 int lsl_sleep(lua_State *L);
+/* The green thread under the running Lua code is about to park in place:
+ * if it resumes the loop's queue, another one takes that over. */
+void lsl_park(lsl_loop *lp);
+/* Takes o out of its loop's ready queue (its socket is going away). */
+void lsl_unqueue(lsl_op *o);
+int lsl_check_pattern(lua_State *L, int arg, int *pattern, size_t *n);
 
 /* The module's only exported symbol. */
 __attribute__((visibility("default"))) int

@@ -1,7 +1,9 @@
 /* socketloop.core: async sockets with the methods and results of a
- * blocking LuaSocket TCP object.  Each call tries its operation at once;
- * if it would block it either yields (the loop finishes it and resumes
- * the coroutine with the results) or parks in place (see lsl.h). */
+ * blocking LuaSocket TCP object.  Each I/O call is one operation of the
+ * net layer (socketloop/net_op.h): started at once; if it cannot finish,
+ * the coroutine either yields (the loop carries the operation on and the
+ * coroutine is resumed with LuaSocket's results) or the green thread
+ * under it parks in place, Lua frames and all (see lsl.h). */
 #include "lsl.h"
 
 #include <errno.h>
@@ -10,6 +12,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+
+#define LSL_KEEP_BUF 4096 /* a receive buffer this small stays for the next */
 
 static lsl_sock *check_sock(lua_State *L)
 {
@@ -21,384 +25,290 @@ static int64_t ms(double seconds)
     return (int64_t)(seconds * 1000 + 0.5);
 }
 
-/* Sets the op's deadlines from the socket's timeouts: a 'b' timeout
- * bounds each wait, a 't' timeout the whole call. */
-static void start_wait(lsl_op *op)
+/* The operation's bounds from the socket's timeouts: a 't' timeout bounds
+ * the whole call, a 'b' timeout each wait with nothing moved.  A zero
+ * timeout of either kind tries once. */
+static void set_times(lsl_op *o)
 {
-    int64_t d = op->block >= 0 ? gt_now() + op->block : -1;
-    op->deadline = op->total;
-    if (d >= 0 && (op->total < 0 || d < op->total)) op->deadline = d;
-}
-
-static void start_clock(lsl_op *op)
-{
-    lsl_sock *a = op->a;
-    op->total = a->tm_total >= 0 ? gt_now() + ms(a->tm_total) : -1;
-    op->block = a->tm_block >= 0 ? ms(a->tm_block) : -1;
-    start_wait(op);
-}
-
-static size_t progress(const lsl_op *op)
-{
-    return op->kind == LSL_SEND ? op->pos : op->buf.len;
-}
-
-/* One attempt without waiting: 1 done (op->rc set), 0 would block on the
- * descriptor, 2 retry after op->backoff ms, 3 wait for the deadline. */
-static int try_step(lsl_op *op)
-{
-    net_sock *s = op->a->s;
-    if (op->kind == LSL_SLEEP) {
-        op->rc = 0;
-        return gt_now() >= op->deadline ? 1 : 3;
-    }
-    if (!s) {
-        op->rc = NET_ECLOSED;
-        return 1;
-    }
-    ssize_t r;
-    switch (op->kind) {
-    case LSL_RECEIVE: {
-        size_t n = 0;
-        /* Drained by the last read, and the poller will say when more
-         * comes: the read could only say EAGAIN. */
-        if (s->w.dry[0] && s->registered && !s->rlen) return 0;
-        if (op->pattern == NET_BYTES && op->less_ok && op->want > op->buf.len) {
-            /* The original's receive(n, prefix, less_is_ok): up to n
-             * bytes, as soon as any have come. */
-            /* Read into scratch space, so that a connection waiting
-             * here holds no buffer of its own. */
-            static __thread char scratch[16384];
-            size_t k = op->want - op->buf.len;
-            r = net__read(s, scratch, k < sizeof scratch ? k : sizeof scratch,
-                          0);
-            if (r == -ETIMEDOUT) return 0;
-            if (r > 0) {
-                char *d = realloc(op->buf.data, op->buf.len + (size_t)r);
-                if (!d) return op->rc = -ENOMEM, 1;
-                memcpy(d + op->buf.len, scratch, (size_t)r);
-                op->buf.data = d;
-                op->buf.len += (size_t)r;
-                op->buf.cap = op->buf.len;
-            }
-            op->rc = r > 0 ? 0 : r ? (int)r : NET_ECLOSED;
-            return 1;
-        }
-        if (op->pattern == NET_BYTES) {
-            /* As LuaSocket: without a prefix even receive(0) reads. */
-            if (op->buf.len >= op->want && op->start) return op->rc = 0, 1;
-            n = op->want - op->buf.len;
-        }
-        r = net_receive(s, op->pattern, n, &op->buf, 0);
-        if (r == -ETIMEDOUT) return 0;
-        op->rc = r < 0 ? (int)r : 0;
-        /* '*a' succeeds only if this call read something. */
-        if (op->pattern == NET_ALL && !op->rc && op->buf.len == op->start)
-            op->rc = NET_ECLOSED;
-        return 1;
-    }
-    case LSL_SEND: {
-        size_t sent = 0;
-        if (s->w.dry[1] && s->registered) return 0; /* full, as above */
-        r = net_send(s, op->data + op->pos, op->j - op->pos, &sent, 0);
-        op->pos += sent;
-        if (r == -ETIMEDOUT) return 0;
-        op->rc = r < 0 ? (int)r : 0;
-        return 1;
-    }
-    default: /* LSL_ACCEPT */
-        r = net_accept(s, &op->accepted, 0);
-        if (r == -ETIMEDOUT) return 0;
-        if (r == -EMFILE || r == -ENFILE) {
-            /* The connection stays queued: wait, do not spin. */
-            op->backoff = op->backoff ? op->backoff * 2 : 5;
-            if (op->backoff > 1000) op->backoff = 1000;
-            return 2;
-        }
-        op->rc = (int)r;
-        return 1;
+    const lsl_sock *a = o->a;
+    net_op *op = &o->op;
+    int64_t t = a->tm_total >= 0 ? ms(a->tm_total) : -1;
+    op->idle = a->tm_block >= 0 ? ms(a->tm_block) : -1;
+    op->deadline = t >= 0 ? gt_now() + t : -1;
+    if (t == 0 || op->idle == 0) {
+        op->deadline = 0;
+        op->idle = -1;
     }
 }
 
-static void release(lua_State *L, lsl_op *op)
+static void unanchor(lua_State *L, lsl_op *o)
 {
-    net_buf_free(&op->buf);
-    if (op->data_ref != LUA_NOREF) {
-        luaL_unref(L, LUA_REGISTRYINDEX, op->data_ref);
-        op->data_ref = LUA_NOREF;
-    }
-    free(op->host);
-    free(op->lhost);
-    op->host = op->lhost = NULL;
-    op->active = 0;
-    op->done = 0;
+    if (o->data_ref == LUA_NOREF) return;
+    luaL_unref(L, LUA_REGISTRYINDEX, o->data_ref);
+    o->data_ref = LUA_NOREF;
 }
 
-/* Pushes LuaSocket's results for a finished op onto L. */
-static int push_results(lua_State *L, lsl_op *op)
+/* The call is over: what it held goes, except a small receive buffer. */
+static void release(lua_State *L, lsl_op *o)
 {
-    int n;
-    switch (op->kind) {
+    unanchor(L, o);
+    if (o->buf.cap > LSL_KEEP_BUF) net_buf_free(&o->buf);
+    o->buf.len = 0;
+    free(o->host);
+    free(o->lhost);
+    o->host = o->lhost = NULL;
+    o->active = 0;
+}
+
+/* Pushes LuaSocket's results for a finished call onto L. */
+static int push_results(lua_State *L, lsl_op *o)
+{
+    const net_op *op = &o->op;
+    int rc = op->rc < 0 ? (int)op->rc : 0, n = 1;
+    switch (o->kind) {
     case LSL_RECEIVE:
-        if (!op->rc) {
-            lua_pushlstring(L, op->buf.data ? op->buf.data : "", op->buf.len);
-            n = 1;
-        } else {
-            n = lsl_push_error(L, op->rc);
-            lua_pushlstring(L, op->buf.data ? op->buf.data : "", op->buf.len);
-            n++;
-        }
+        /* '*a' that read nothing has met the end: LuaSocket says closed. */
+        if (!rc && o->op.pattern == NET_ALL && o->buf.len == o->start)
+            rc = NET_ECLOSED;
+        if (rc) n = lsl_push_error(L, rc) + 1;
+        lua_pushlstring(L, o->buf.data ? o->buf.data : "", o->buf.len);
         break;
     case LSL_SEND:
-        if (!op->rc) {
-            lua_pushinteger(L, (lua_Integer)op->pos);
-            n = 1;
-        } else {
-            n = lsl_push_error(L, op->rc);
-            lua_pushinteger(L, (lua_Integer)op->pos);
-            n++;
-        }
+        if (rc) n = lsl_push_error(L, rc) + 1;
+        lua_pushinteger(L, (lua_Integer)(o->first + op->moved));
         break;
     case LSL_ACCEPT:
-        if (op->rc) {
-            n = lsl_push_error(L, op->rc);
-            break;
-        }
-        lsl_push_sock(L, op->a->lp, op->accepted, 0);
-        op->accepted = NULL;
-        n = 1;
+        if (rc)
+            n = lsl_push_error(L, rc);
+        else
+            lsl_push_sock(L, o->a->lp, op->accepted, LSL_CLIENT);
         break;
     case LSL_SLEEP:
-        if (op->rc) {
-            n = lsl_push_error(L, op->rc);
-            break;
-        }
-        lua_pushboolean(L, 1);
-        n = 1;
+        if (rc)
+            n = lsl_push_error(L, rc);
+        else
+            lua_pushboolean(L, 1);
         break;
     default: /* LSL_CONNECT: the socket itself, truthy */
-        if (op->rc) {
-            n = lsl_push_error(L, op->rc);
-            break;
-        }
-        lua_rawgeti(L, LUA_REGISTRYINDEX, op->data_ref);
-        n = 1;
+        if (rc)
+            n = lsl_push_error(L, rc);
+        else
+            lua_rawgeti(L, LUA_REGISTRYINDEX, o->data_ref);
     }
-    release(L, op);
+    release(L, o);
     return n;
 }
 
-static void op_timer(gt__ctimer *t);
+/* --- Coroutines waiting in the loop ---------------------------------- */
 
-static void resume_op(lsl_op *op)
+/* A yielded coroutine's call has ended: resume it with the results, or
+ * drop them if it died meanwhile. */
+static void resume_op(lsl_op *o)
 {
-    lua_State *co = op->co;
-    if (lua_status(co) != LUA_YIELD) { /* it died meanwhile */
-        if (op->accepted) net_close(op->accepted);
-        op->accepted = NULL;
-        release(co, op);
+    lua_State *co = o->co;
+    o->co = NULL;
+    if (lua_status(co) != LUA_YIELD) {
+        if (o->kind == LSL_ACCEPT && o->op.rc == 0) net_close(o->op.accepted);
+        release(co, o);
         return;
     }
-    int n = push_results(co, op);
-    lsl_resume(op->a->lp, co, n);
+    int n = push_results(co, o);
+    lsl_resume(o->a->lp, co, n);
 }
 
-/* The op is over: resume its coroutine.  On PUC Lua that only queues a
- * runner green thread, so it may happen here, whoever finished the op (a
- * close by another coroutine, say).  LuaJIT runs Lua on the loop's stack
- * only: there the loop's timer does it, never a green thread or a call
- * in progress. */
-static void finish(lsl_op *op)
+static void resume_ready(lsl_loop *lp, int64_t me)
 {
-    if (op->a->s) net__sock_unwatch(op->a->s, op->dir);
-    gt__ctimer_stop(&op->timer);
-#if defined(LSL_LUAJIT)
-    op->done = 1;
-    gt__ctimer_start(&op->timer, 0);
+    while (lp->ready && lp->resumer == me) {
+        lsl_op *o = lp->ready;
+        lp->ready = o->next;
+        if (!lp->ready) lp->ready_tail = &lp->ready;
+        o->next = NULL;
+        o->queued = 0;
+        resume_op(o);
+    }
+}
+
+#if !defined(LSL_LUAJIT)
+/* The green thread that resumes ready coroutines, one after the other,
+ * for as long as there are any: one per batch, not one per resume.  If a
+ * coroutine it resumes parks in place, another takes over (lsl_park). */
+static void resumer(void *p)
+{
+    lsl_loop *lp = p;
+    int64_t me = gt_self();
+    resume_ready(lp, me);
+    if (lp->resumer == me) lp->resumer = 0;
+}
+
+static void start_resumer(lsl_loop *lp)
+{
+    static const gt_attr attr = {0, "lua", 0};
+    int64_t id = gt_spawn_attr(resumer, lp, &attr);
+    if (id > 0) {
+        lp->resumer = id;
+        return;
+    }
+    /* No green thread: the coroutines waiting cannot go on. */
+    while (lp->ready) {
+        lsl_op *o = lp->ready;
+        lp->ready = o->next;
+        o->next = NULL;
+        o->queued = 0;
+        lsl_fail(lp, o->co, "socketloop: cannot run a loop thread: %s",
+                 gt_strerror((int)id));
+        o->co = NULL;
+        release(lp->aux, o);
+    }
+    lp->ready_tail = &lp->ready;
+}
 #else
-    resume_op(op);
+/* LuaJIT runs Lua on the loop's own stack only: a timer of the loop
+ * resumes the coroutines after its poll. */
+static void drain_done(net_op *op)
+{
+    lsl_loop *lp = op->udata;
+    lp->draining = 0;
+    lp->resumer = -1; /* marks the loop's stack as the resumer */
+    resume_ready(lp, -1);
+    lp->resumer = 0;
+}
+
+static void start_resumer(lsl_loop *lp)
+{
+    net_op *op = &lp->drain;
+    if (lp->draining) return;
+    *op = (net_op){.kind = NET_OP_SLEEP,
+                   .deadline = gt_now(),
+                   .idle = -1,
+                   .done = drain_done,
+                   .udata = lp};
+    lp->draining = net_op_start(op) == 0;
+}
+#endif
+
+void lsl_park(lsl_loop *lp)
+{
+#if !defined(LSL_LUAJIT)
+    if (lp->resumer != gt_self()) return;
+    lp->resumer = 0;
+    if (lp->ready) start_resumer(lp);
+#else
+    (void)lp;
 #endif
 }
 
-static int arm(lsl_op *op, int how);
-
-static void step(lsl_op *op)
+static void enqueue(lsl_op *o)
 {
-    size_t before = progress(op);
-    int r = try_step(op);
-    if (r == 1) {
-        finish(op);
-        return;
-    }
-    if (progress(op) != before) start_wait(op); /* 'b' restarts */
-    if (arm(op, r) < 0) finish(op);
+    lsl_loop *lp = o->a->lp;
+    o->next = NULL;
+    o->queued = 1;
+    *lp->ready_tail = o;
+    lp->ready_tail = &o->next;
+    if (!lp->resumer) start_resumer(lp);
 }
 
-static void op_ready(net__watch *w, int rc)
+static void op_done(net_op *op)
 {
-    lsl_op *op = (lsl_op *)(void *)w;
-    if (rc) {
-        gt__ctimer_stop(&op->timer);
-        op->rc = rc;
-        finish(op);
-    } else {
-        step(op);
-    }
+    enqueue(LSL_CONTAINER(op, lsl_op, op));
 }
 
-static void op_timer(gt__ctimer *t)
+void lsl_unqueue(lsl_op *o)
 {
-    lsl_op *op = GT__CONTAINER(t, lsl_op, timer);
-    if (op->done) {
-        resume_op(op);
-    } else if (op->retry || op->kind == LSL_SLEEP) {
-        op->retry = 0;
-        step(op); /* the accept back-off, or a sleep, is over */
-    } else {
-        op->rc = -ETIMEDOUT;
-        finish(op);
+    lsl_loop *lp = o->a->lp;
+    if (!o->queued) return;
+    for (lsl_op **p = &lp->ready; *p; p = &(*p)->next) {
+        if (*p != o) continue;
+        *p = o->next;
+        if (lp->ready_tail == &o->next) lp->ready_tail = p;
+        break;
     }
+    o->next = NULL;
+    o->queued = 0;
 }
 
-/* Waits for the descriptor (how 0) or the back-off (how 2), bounded by
- * the deadline.  < 0 if the op cannot wait (op->rc says why). */
-static int arm(lsl_op *op, int how)
+/* Runs o's operation for L: it ends at once, or the coroutine yields
+ * until it ends (anchor: a stack index to keep alive meanwhile, or 0),
+ * or the green thread under L parks in place. */
+static int run_op(lua_State *L, lsl_op *o, int anchor)
 {
-    int64_t until = op->deadline;
-    op->retry = 0;
-    if (how == 0) {
-        int rc = net__sock_watch(op->a->s, op->dir, &op->watch);
-        if (rc < 0) return op->rc = rc, rc;
-    } else if (how == 2) {
-        int64_t b = gt_now() + op->backoff;
-        if (until < 0 || b < until) until = b, op->retry = 1;
-    }
-    if (until >= 0) gt__ctimer_start(&op->timer, until);
-    return 0;
-}
-
-/* Waits in place: the calling green thread parks, Lua frames and all. */
-static int run_parked(lua_State *L, lsl_op *op)
-{
-    net_sock *s = op->a->s; /* NULL for a sleep */
-    lua_State *me = lsl_top();
-    if (s) s->refs++; /* a close by another coroutine must not free it */
-    for (;;) {
-        size_t before = progress(op);
-        int r = try_step(op), rc;
-        if (r == 1) break;
-        if (op->deadline >= 0 && gt_now() >= op->deadline) {
-            op->rc = -ETIMEDOUT;
-            break;
+    lsl_loop *lp = o->a->lp;
+    net_op *op = &o->op;
+    o->active = 1;
+    if (lsl_can_yield(L, lp)) {
+        op->done = op_done;
+        if (net_op_start(op)) return push_results(L, o);
+        o->co = lsl_top();
+        if (anchor) {
+            lua_pushvalue(L, anchor);
+            o->data_ref = luaL_ref(L, LUA_REGISTRYINDEX);
         }
-        if (r == 3) {
-            rc = gt_sleep(op->deadline);
-        } else if (r == 2) {
-            int64_t until = gt_now() + op->backoff;
-            if (op->deadline >= 0 && op->deadline < until) until = op->deadline;
-            rc = gt_sleep(until);
-        } else {
-            rc = net__sock_wait(s, op->dir, op->deadline);
-        }
-        if (rc < 0) {
-            op->rc = rc;
-            break;
-        }
-        if (progress(op) != before) start_wait(op);
-    }
-    if (s) net__unref(s);
-    lsl_set_top(me);
-    return push_results(L, op);
-}
-
-static int do_op(lua_State *L, lsl_op *op)
-{
-    op->active = 1;
-    op->backoff = 0;
-    op->rc = 0;
-    if (op->kind != LSL_SLEEP) start_clock(op); /* sleep sets its own */
-    int r = try_step(op);
-    if (r == 1) return push_results(L, op);
-    if (op->deadline >= 0 && gt_now() >= op->deadline) { /* timeout 0 */
-        op->rc = op->kind == LSL_SLEEP ? 0 : -ETIMEDOUT;
-        return push_results(L, op);
-    }
-    if (lsl_can_yield(L, op->a->lp)) {
-        op->co = lsl_top();
-        /* What the op points into must outlive the yield: the string
-         * being sent, or a sleep's own socket. */
-        if (op->kind == LSL_SEND || op->kind == LSL_SLEEP) {
-            lua_pushvalue(L, op->kind == LSL_SEND ? 2 : -1);
-            op->data_ref = luaL_ref(L, LUA_REGISTRYINDEX);
-        }
-        if (arm(op, r) < 0) return push_results(L, op);
         return lsl_yield_op(L);
     }
-    if (LSL_CAN_PARK && gt__S.current) return run_parked(L, op);
-    release(L, op);
-#if defined(LSL_LUAJIT)
-    return luaL_error(L, "socketloop: this call cannot block here: the "
-                         "coroutine cannot yield to the loop (it is inside "
-                         "a C function, a metamethod or a user coroutine), "
-                         "and LuaJIT cannot switch C stacks under live Lua "
-                         "frames");
-#else
-    return luaL_error(L, "socketloop: this call would block outside a loop "
-                         "thread (start one with loop.newthread)");
-#endif
+    if (op->deadline == 0 || (LSL_CAN_PARK && gt_self())) {
+        lua_State *me = lsl_top();
+        if (op->deadline != 0) lsl_park(lp);
+        net_op_run(op);
+        lsl_set_top(me);
+        return push_results(L, o);
+    }
+    release(L, o);
+    return lsl_cannot_block(L, "this call");
 }
 
-/* Takes op for a new call, or pushes LuaSocket's errors. */
+/* Takes o for a new call, or pushes LuaSocket's error. */
 static lsl_op *take_op(lua_State *L, lsl_sock *a, int dir, int kind)
 {
-    lsl_op *op = &a->op[dir];
-    if (op->active) {
+    lsl_op *o = &a->op[dir];
+    if (o->active) {
         lsl_push_error(L, -EALREADY);
         return NULL;
     }
-    op->kind = kind;
-    return op;
+    o->kind = kind;
+    o->op = (net_op){.s = a->s, .udata = o};
+    set_times(o);
+    return o;
 }
+
+/* --- The calls ---------------------------------------------------------- */
 
 static int m_receive(lua_State *L)
 {
     lsl_sock *a = check_sock(L);
-    int pattern = NET_LINE;
-    size_t n = 0, plen = 0;
-    if (lua_type(L, 2) == LUA_TNUMBER) {
-        lua_Number v = lua_tonumber(L, 2);
-        luaL_argcheck(L, v >= 0, 2, "invalid receive pattern");
-        pattern = NET_BYTES;
-        n = (size_t)v;
-    } else if (!lua_isnoneornil(L, 2)) {
-        const char *p = luaL_checkstring(L, 2);
-        if (p[0] == '*' && p[1] == 'l')
-            pattern = NET_LINE;
-        else if (p[0] == '*' && p[1] == 'a')
-            pattern = NET_ALL;
-        else
-            luaL_argerror(L, 2, "invalid receive pattern");
-    }
+    int pattern;
+    size_t n, plen = 0;
+    lsl_check_pattern(L, 2, &pattern, &n);
     const char *prefix = luaL_optlstring(L, 3, "", &plen);
+    /* As LuaSocket: a count the prefix already covers returns it without
+     * reading, even on a closed socket; a closed one fails otherwise. */
+    if (pattern == NET_BYTES && plen && n <= plen) {
+        lua_pushlstring(L, prefix, plen);
+        return 1;
+    }
     if (!a->s) {
         lsl_push_error(L, NET_ECLOSED);
-        lua_pushvalue(L, 3);
+        lua_pushlstring(L, prefix, plen);
         return 3;
     }
-    lsl_op *op = take_op(L, a, 0, LSL_RECEIVE);
-    if (!op) return 2;
-    op->pattern = pattern;
-    op->buf.len = 0;
+    lsl_op *o = take_op(L, a, 0, LSL_RECEIVE);
+    if (!o) return 2;
+    o->buf.len = 0;
     if (plen) {
-        op->buf.data = malloc(plen);
-        if (!op->buf.data) return op->active = 0, lsl_push_error(L, -ENOMEM);
-        memcpy(op->buf.data, prefix, plen);
-        op->buf.len = op->buf.cap = plen;
+        if (o->buf.cap < plen) {
+            char *d = realloc(o->buf.data, plen);
+            if (!d) return o->active = 0, lsl_push_error(L, -ENOMEM);
+            o->buf.data = d;
+            o->buf.cap = plen;
+        }
+        memcpy(o->buf.data, prefix, plen);
+        o->buf.len = plen;
     }
-    op->start = plen;
-    op->less_ok = pattern == NET_BYTES && lua_toboolean(L, 4);
-    op->want = n > plen ? n : plen; /* n counts the prefix, as in LuaSocket */
-    return do_op(L, op);
+    o->start = plen;
+    o->op.kind = NET_OP_RECEIVE;
+    o->op.pattern = pattern;
+    o->op.n = pattern == NET_BYTES ? n - plen : 0; /* n counts the prefix */
+    o->op.out = &o->buf;
+    if (pattern == NET_BYTES && lua_toboolean(L, 4)) o->op.flags = NET_OP_SOME;
+    return run_op(L, o, 0);
 }
 
 static int m_send(lua_State *L)
@@ -406,7 +316,8 @@ static int m_send(lua_State *L)
     lsl_sock *a = check_sock(L);
     size_t len;
     const char *data = luaL_checklstring(L, 2, &len);
-    lua_Integer i = luaL_optinteger(L, 3, 1), j = luaL_optinteger(L, 4, -1);
+    lua_Integer i = (lua_Integer)luaL_optnumber(L, 3, 1);
+    lua_Integer j = (lua_Integer)luaL_optnumber(L, 4, -1);
     /* Normalised as string.sub does. */
     if (i < 0) i = (lua_Integer)len + i + 1;
     if (i < 1) i = 1;
@@ -417,35 +328,40 @@ static int m_send(lua_State *L)
         lua_pushinteger(L, i - 1);
         return 3;
     }
-    lsl_op *op = take_op(L, a, 1, LSL_SEND);
-    if (!op) return 2;
-    op->data = data;
-    op->i = (size_t)(i - 1);
-    op->j = j < i ? (size_t)(i - 1) : (size_t)j;
-    op->pos = op->i;
-    return do_op(L, op);
+    lsl_op *o = take_op(L, a, 1, LSL_SEND);
+    if (!o) return 2;
+    o->first = (size_t)(i - 1);
+    o->op.kind = NET_OP_SEND;
+    o->op.data = data + o->first;
+    o->op.n = j < i ? 0 : (size_t)(j - i + 1);
+    return run_op(L, o, 2);
 }
 
 static int m_accept(lua_State *L)
 {
     lsl_sock *a = check_sock(L);
     if (!a->s) return lsl_push_error(L, NET_ECLOSED);
-    lsl_op *op = take_op(L, a, 0, LSL_ACCEPT);
-    if (!op) return 2;
-    op->accepted = NULL;
-    return do_op(L, op);
+    lsl_op *o = take_op(L, a, 0, LSL_ACCEPT);
+    if (!o) return 2;
+    o->op.kind = NET_OP_ACCEPT;
+    return run_op(L, o, 0);
 }
 
-/* Runs net_connect on a green thread of its own, which holds no Lua
- * frames, and finishes the op when it is done. */
+/* Runs the connect on a green thread of its own, which holds no Lua
+ * frames (names resolve off the loop thread, and a green thread waits
+ * for them), and resumes the coroutine when it is done. */
 static void connect_thread(void *p)
 {
-    lsl_op *op = p;
+    lsl_op *o = p;
     net_sock *s = NULL;
-    op->rc =
-        net_connect(&s, op->host, op->port, op->lhost, op->lport, op->deadline);
-    if (op->rc == 0) op->a->s = s;
-    finish(op);
+    int rc =
+        net_connect(&s, o->host, o->port, o->lhost, o->lport, o->op.deadline);
+    if (rc == 0 && !o->a->s && !o->a->closed)
+        o->a->s = s;
+    else if (rc == 0)
+        net_close(s), rc = NET_ECLOSED; /* closed meanwhile */
+    o->op.rc = rc;
+    enqueue(o);
 }
 
 /* asocket:connect(host, port [, lhost [, lport]]) -> asocket | nil, err,
@@ -454,52 +370,53 @@ static void connect_thread(void *p)
 static int m_connect(lua_State *L)
 {
     lsl_sock *a = check_sock(L);
-    lsl_loop *lp = a->lp;
     const char *host = luaL_checkstring(L, 2);
     int port = (int)luaL_checkinteger(L, 3);
     const char *lhost = luaL_optstring(L, 4, NULL);
     int lport = (int)luaL_optinteger(L, 5, 0);
     if (a->s) return lsl_push_error(L, -EISCONN);
-    lsl_op *op = take_op(L, a, 1, LSL_CONNECT);
-    if (!op) return 2;
-    op->active = 1;
-    op->rc = 0;
-    start_clock(op);
-    op->port = port;
-    op->lport = lport;
-    lua_pushvalue(L, 1);
-    op->data_ref = luaL_ref(L, LUA_REGISTRYINDEX);
-    op->host = strdup(host);
-    op->lhost = lhost ? strdup(lhost) : NULL;
-    if (!op->host || (lhost && !op->lhost)) {
-        op->rc = -ENOMEM;
-        return push_results(L, op);
+    lsl_op *o = take_op(L, a, 1, LSL_CONNECT);
+    if (!o) return 2;
+    o->active = 1;
+    /* A connect moves no bytes: a 'b' timeout bounds it as a whole. */
+    if (o->op.idle >= 0 && o->op.deadline != 0) {
+        int64_t d = gt_now() + o->op.idle;
+        if (o->op.deadline < 0 || d < o->op.deadline) o->op.deadline = d;
     }
-    if (lsl_can_yield(L, lp)) {
+    o->port = port;
+    o->lport = lport;
+    lua_pushvalue(L, 1);
+    o->data_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    o->host = strdup(host);
+    o->lhost = lhost ? strdup(lhost) : NULL;
+    if (!o->host || (lhost && !o->lhost)) {
+        o->op.rc = -ENOMEM;
+        return push_results(L, o);
+    }
+    if (lsl_can_yield(L, a->lp)) {
         static const gt_attr attr = {0, "connect", 0};
-        int64_t id = gt_spawn_attr(connect_thread, op, &attr);
+        int64_t id = gt_spawn_attr(connect_thread, o, &attr);
         if (id < 0) {
-            op->rc = (int)id;
-            return push_results(L, op);
+            o->op.rc = (int)id;
+            return push_results(L, o);
         }
-        op->co = lsl_top();
+        o->co = lsl_top();
         return lsl_yield_op(L);
     }
-    if (LSL_CAN_PARK && gt__S.current) {
+    if (LSL_CAN_PARK && gt_self()) {
         net_sock *s = NULL;
         lua_State *me = lsl_top();
-        op->rc = net_connect(&s, host, port, lhost, lport, op->deadline);
+        lsl_park(a->lp);
+        o->op.rc = net_connect(&s, host, port, lhost, lport, o->op.deadline);
         lsl_set_top(me);
-        if (!op->rc && !a->s)
+        if (!o->op.rc && !a->s && !a->closed)
             a->s = s;
-        else if (!op->rc)
-            net_close(s); /* closed meanwhile */
-        return push_results(L, op);
+        else if (!o->op.rc)
+            net_close(s), o->op.rc = NET_ECLOSED; /* closed meanwhile */
+        return push_results(L, o);
     }
-    op->rc = -EPERM;
-    release(L, op);
-    return luaL_error(L, "socketloop: connect would block outside a loop "
-                         "thread, or where the coroutine cannot yield");
+    release(L, o);
+    return lsl_cannot_block(L, "connect");
 }
 
 /* loop:sleep(seconds) -> true: lets the loop run meanwhile. */
@@ -507,20 +424,22 @@ int lsl_sleep(lua_State *L)
 {
     lsl_loop *lp = luaL_checkudata(L, 1, LSL_LOOP);
     double t = luaL_checknumber(L, 2);
-    /* A socket of its own, for the op's memory and timer. */
-    lsl_sock *a = lsl_push_sock(L, lp, NULL, 0);
-    lsl_op *op = &a->op[0];
-    op->kind = LSL_SLEEP;
-    op->block = -1;
-    op->total = op->deadline = gt_now() + (t > 0 ? ms(t) : 0);
-    return do_op(L, op);
+    /* A socket of its own, for the op's memory. */
+    lsl_sock *a = lsl_push_sock(L, lp, NULL, LSL_MASTER);
+    lsl_op *o = &a->op[0];
+    o->kind = LSL_SLEEP;
+    o->op = (net_op){.kind = NET_OP_SLEEP,
+                     .idle = -1,
+                     .udata = o,
+                     .deadline = gt_now() + (t > 0 ? ms(t) : 0)};
+    return run_op(L, o, lua_gettop(L));
 }
 
 /* loop:socket() -> an unconnected asocket, for connect. */
 int lsl_socket(lua_State *L)
 {
     lsl_loop *lp = luaL_checkudata(L, 1, LSL_LOOP);
-    lsl_push_sock(L, lp, NULL, 0);
+    lsl_push_sock(L, lp, NULL, LSL_MASTER);
     return 1;
 }
 
@@ -529,8 +448,10 @@ static int m_close(lua_State *L)
     lsl_sock *a = check_sock(L);
     net_sock *s = a->s;
     a->s = NULL;
-    /* Waiters wake with 'closed': watches fire now, parked threads when
-     * they run; the descriptor closes after the last has left. */
+    a->closed = 1;
+    /* Waiters wake with 'closed': yielded ones join the ready queue now,
+     * parked threads run when their turn comes; the descriptor closes
+     * after the last has left. */
     if (s) net_close(s);
     lua_pushinteger(L, 1);
     return 1;
@@ -717,9 +638,8 @@ static int m_setstats(lua_State *L)
     lua_Number in = luaL_checknumber(L, 2), out = luaL_checknumber(L, 3);
     lua_Number age = luaL_checknumber(L, 4);
     if (!a->s) return lsl_push_error(L, NET_ECLOSED);
-    a->s->in = (uint64_t)in;
-    a->s->out = (uint64_t)out;
-    a->s->born = gt_now() - ms(age);
+    int rc = net_set_stats(a->s, (uint64_t)in, (uint64_t)out, ms(age));
+    if (rc < 0) return lsl_push_error(L, rc);
     lua_pushinteger(L, 1);
     return 1;
 }
@@ -730,9 +650,13 @@ static int m_gc(lua_State *L)
 {
     lsl_sock *a = check_sock(L);
     for (int dir = 0; dir < 2; dir++) {
-        gt__ctimer_stop(&a->op[dir].timer);
-        if (a->s) net__sock_unwatch(a->s, dir);
-        net_buf_free(&a->op[dir].buf);
+        lsl_op *o = &a->op[dir];
+        if (o->active) net_op_cancel(&o->op);
+        lsl_unqueue(o);
+        net_buf_free(&o->buf);
+        free(o->host);
+        free(o->lhost);
+        o->host = o->lhost = NULL;
     }
     if (a->s) net_close(a->s);
     a->s = NULL;
@@ -742,27 +666,21 @@ static int m_gc(lua_State *L)
 static int m_tostring(lua_State *L)
 {
     lsl_sock *a = check_sock(L);
-    lua_pushfstring(L, "asocket{%s}: %p",
-                    a->server ? "server"
-                    : a->s    ? "client"
-                              : "closed",
-                    a);
+    static const char *const names[] = {"master", "client", "server"};
+    lua_pushfstring(L, "tcp{%s}: %p", names[a->kind], (void *)a);
     return 1;
 }
 
-lsl_sock *lsl_push_sock(lua_State *L, lsl_loop *lp, net_sock *s, int server)
+lsl_sock *lsl_push_sock(lua_State *L, lsl_loop *lp, net_sock *s, int kind)
 {
     lsl_sock *a = lua_newuserdata(L, sizeof *a);
     memset(a, 0, sizeof *a);
     a->s = s;
     a->lp = lp;
-    a->server = server;
+    a->kind = kind;
     a->tm_block = a->tm_total = -1;
     for (int dir = 0; dir < 2; dir++) {
         a->op[dir].a = a;
-        a->op[dir].dir = dir;
-        a->op[dir].watch.fn = op_ready;
-        a->op[dir].timer.fn = op_timer;
         a->op[dir].data_ref = LUA_NOREF;
     }
     luaL_getmetatable(L, LSL_SOCK);
@@ -799,5 +717,30 @@ int luaopen_socketloop_asock(lua_State *L)
     lua_pushcfunction(L, m_tostring);
     lua_setfield(L, -2, "__tostring");
     lua_pop(L, 1);
+    return 0;
+}
+
+/* Reads a receive pattern at arg: '*l' (or nothing), '*a', or a count
+ * (a number, or a string that converts to one, as LuaSocket takes it). */
+int lsl_check_pattern(lua_State *L, int arg, int *pattern, size_t *n)
+{
+    *pattern = NET_LINE;
+    *n = 0;
+    if (lua_isnoneornil(L, arg)) return 0;
+    if (lua_isnumber(L, arg)) {
+        lua_Number v = lua_tonumber(L, arg);
+        luaL_argcheck(L, v >= 0, arg, "invalid receive pattern");
+        *pattern = NET_BYTES;
+        *n = (size_t)v;
+        return 0;
+    }
+    const char *p = luaL_checkstring(L, arg);
+    if (p[0] == '*') p++; /* LuaSocket 3 takes 'l' and 'a' too */
+    if (p[0] == 'l')
+        *pattern = NET_LINE;
+    else if (p[0] == 'a')
+        *pattern = NET_ALL;
+    else
+        luaL_argerror(L, arg, "invalid receive pattern");
     return 0;
 }

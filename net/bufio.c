@@ -49,8 +49,10 @@ static int rbuf_get(net_sock *s)
     return 0;
 }
 
-int net__unread(net_sock *s, const char *data, size_t n)
+int net_unread(net_sock *s, const void *data, size_t n)
 {
+    if (!s || (!data && n)) return -EINVAL;
+    if (s->closed) return NET_ECLOSED;
     if (!n) return 0;
     if (s->rlen) return -EBUSY;
     net__rbuf_release(s);

@@ -64,6 +64,8 @@ typedef struct net__loop {
     struct net__resolver *res; /* name-resolution threads, made lazily */
     char *spare[NET__SPARE];   /* read-ahead buffers no socket holds now */
     int nspare;
+    int in_batch;          /* handing out the poller's events */
+    struct net_sock *dead; /* freed after the batch (net__unref) */
 } net__loop;
 
 struct net_sock {
@@ -82,6 +84,7 @@ struct net_sock {
     uint64_t in, out;           /* bytes received and sent */
     size_t streak;              /* bytes moved since it last parked */
     int64_t born;               /* gt_now() at creation */
+    struct net_sock *next_dead; /* in net__loop.dead */
 };
 
 net__loop *net__get(int *err);
@@ -97,9 +100,8 @@ int net__sock_watch(net_sock *s);
  * waits; the owner's is dropped by net_close.  The last one closes the
  * descriptor. */
 void net__unref(net_sock *s);
-/* Puts bytes read by a previous owner of the descriptor in front of the
- * socket's buffer, which must be empty. */
-int net__unread(net_sock *s, const char *data, size_t n);
+/* Frees the sockets whose last reference went during a poller batch. */
+void net__free_dead(net__loop *L);
 /* Frees the socket's read-ahead buffer when it holds nothing, keeping it
  * for the next socket that needs one. */
 void net__rbuf_release(net_sock *s);

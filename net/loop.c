@@ -87,6 +87,9 @@ static void loop_wait(gt__io *io, int timeout_ms)
             wait_failed(n, timeout_ms);
             return;
         }
+        /* A started op's done runs in here and may close sockets that
+         * later events of the batch name: they are freed after it. */
+        L->in_batch = 1;
         for (int i = 0; i < n; i++) {
             net__waitable *w = ev[i].w;
             if (w->on_event)
@@ -94,6 +97,8 @@ static void loop_wait(gt__io *io, int timeout_ms)
             else
                 wake(w, ev[i].events);
         }
+        L->in_batch = 0;
+        if (L->dead) net__free_dead(L);
         if (n < NET__BATCH || !L->be->edge) return;
     }
 }

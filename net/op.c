@@ -236,9 +236,13 @@ static int arm(net_op *op, int r)
     net__opx *x = net__x(op);
     net_sock *s = op->s;
     int64_t until = net__bound(op);
-    if (op->deadline == 0) return -ETIMEDOUT;
-    if (r == NET__WAIT_TIME) until = earlier(until, x->until);
-    if (until >= 0 && until < gt_now()) return -ETIMEDOUT;
+    if (op->deadline == 0 && op->kind != NET_OP_SLEEP) return -ETIMEDOUT;
+    /* A timed wait steps again when its timer fires, even if that is at
+     * once; a wait for the socket past its bound has timed out. */
+    if (r == NET__WAIT_TIME)
+        until = earlier(until, x->until);
+    else if (until >= 0 && until < gt_now())
+        return -ETIMEDOUT;
     int was = x->state;
     x->state = r == NET__WAIT_TIME ? NET__OP_TIME : NET__OP_IO;
     if (s) {
@@ -297,7 +301,10 @@ int net_op_start(net_op *op)
     int r;
     x->async = 1;
     x->timer.fn = on_timer;
-    if (s && op->deadline != 0 && s->streak >= NET__QUANTUM) {
+    if (op->kind == NET_OP_SLEEP) {
+        x->until = op->deadline; /* a started sleep ends in the loop */
+        r = NET__WAIT_TIME;
+    } else if (s && op->deadline != 0 && s->streak >= NET__QUANTUM) {
         x->until = gt_now(); /* step after the loop has polled */
         r = NET__WAIT_TIME;
     } else {

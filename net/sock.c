@@ -32,11 +32,29 @@ int net__sock_new(net__loop *L, int fd, net_sock **out)
 void net__unref(net_sock *s)
 {
     if (--s->refs) return;
+    net__loop *L = s->L;
     if (s->w.fd >= 0) close(s->w.fd);
+    s->w.fd = -1;
     s->rlen = 0;
     net__rbuf_release(s);
-    s->L->nsocks--;
+    if (L->in_batch) {
+        /* The poller's batch may still name it: free it after. */
+        s->next_dead = L->dead;
+        L->dead = s;
+        return;
+    }
+    L->nsocks--;
     free(s);
+}
+
+void net__free_dead(net__loop *L)
+{
+    while (L->dead) {
+        net_sock *s = L->dead;
+        L->dead = s->next_dead;
+        L->nsocks--;
+        free(s);
+    }
 }
 
 /* What a level-triggered poller should watch for s now: the directions
@@ -80,16 +98,31 @@ int net_wrap(net_sock **out, int fd)
     return net__sock_new(L, fd, out);
 }
 
-int net_close(net_sock *s)
+/* Closes s for its users: waiters wake with NET_ECLOSED, and the owner's
+ * reference goes.  Returns the descriptor if keep_fd says the caller takes
+ * it back, or 0. */
+static int close_sock(net_sock *s, int keep_fd)
 {
     if (!s) return -EINVAL;
     if (s->closed) return NET_ECLOSED;
+    int fd = s->w.fd;
     s->closed = 1;
     if (s->registered) s->L->be->del(s->L->p, &s->w);
     s->registered = 0;
+    if (keep_fd) s->w.fd = -1; /* nobody closes it now */
     net__ops_closed(s);
     net__unref(s);
-    return 0;
+    return keep_fd ? fd : 0;
+}
+
+int net_close(net_sock *s)
+{
+    return close_sock(s, 0);
+}
+
+int net_release(net_sock *s)
+{
+    return close_sock(s, 1);
 }
 
 int net_shutdown(net_sock *s, int how)
@@ -181,6 +214,15 @@ int net_stats(net_sock *s, uint64_t *received, uint64_t *sent, int64_t *age_ms)
     if (received) *received = s->in;
     if (sent) *sent = s->out;
     if (age_ms) *age_ms = gt_now() - s->born;
+    return 0;
+}
+
+int net_set_stats(net_sock *s, uint64_t received, uint64_t sent, int64_t age_ms)
+{
+    if (!s || age_ms < 0) return -EINVAL;
+    s->in = received;
+    s->out = sent;
+    s->born = gt_now() - age_ms;
     return 0;
 }
 

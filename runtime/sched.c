@@ -131,6 +131,16 @@ void gt__run_first(gt__thread *t)
     if (!me && !gt__list_empty(&S->zombies)) gt__release_zombies(S);
 }
 
+int gt_run_now(int64_t id)
+{
+    gt__sched *S = gt__get();
+    gt__thread *t = gt__find(S, id);
+    if (!t) return -ESRCH;
+    if (t->state != GT__READY || t == S->current) return -EBUSY;
+    gt__run_first(t);
+    return 0;
+}
+
 static void fire_timers(gt__sched *S)
 {
     if (!S->timers && !S->ctimers) return;

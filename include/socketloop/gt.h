@@ -66,6 +66,13 @@ GT_API int64_t gt_spawn_at(gt_fn *fn, void *arg, const gt_attr *attr,
 #define gt_spawn_attr(fn, arg, attr)                                           \
     gt_spawn_at((fn), (arg), (attr), __FILE__ ":" GT__STR(__LINE__))
 
+/* Runs green thread `id`, which must be ready (spawned and not yet run,
+ * say), at once instead of in its turn.  The caller goes on when it parks
+ * or ends: a green thread caller stays ready, first in the queue; the
+ * loop's own stack (outside green threads) gets control back then.
+ * Returns 0, -ESRCH (no such live thread) or -EBUSY (not ready). */
+GT_API int gt_run_now(int64_t id);
+
 /* Sets the stack size and guard mode used when gt_attr leaves them unset,
  * for this OS thread's scheduler.  Only stacks of the default size are
  * pooled for reuse.  Returns 0 or -EINVAL. */

@@ -91,6 +91,11 @@ GT_API int net_shutdown(net_sock *s, int how);
 /* Closes; never parks.  Call it exactly once per socket. */
 GT_API int net_close(net_sock *s);
 
+/* Like net_close, but the descriptor stays open and is returned: the
+ * caller owns it again (blocking mode is left as it is).  Waiters wake
+ * with NET_ECLOSED; bytes buffered in the socket are dropped. */
+GT_API int net_release(net_sock *s);
+
 GT_API int net_fd(const net_sock *s);
 
 #define NET_NODELAY 1   /* TCP_NODELAY */
@@ -111,6 +116,10 @@ GT_API int net_peer_addr(net_sock *s, net_addr *out);
 /* Bytes received and sent through the socket, and its age in ms. */
 GT_API int net_stats(net_sock *s, uint64_t *received, uint64_t *sent,
                      int64_t *age_ms);
+/* Sets those counts, and the age (for code that carries a connection's
+ * statistics over from another object). */
+GT_API int net_set_stats(net_sock *s, uint64_t received, uint64_t sent,
+                         int64_t age_ms);
 
 /* Parks until a descriptor that is not a net_sock (a pipe, another
  * library's socket) is readable (NET_IN) or writable (NET_OUT).  Returns
@@ -147,6 +156,10 @@ GT_API ssize_t net_receive(net_sock *s, int pattern, size_t n, net_buf *out,
 GT_API int net_set_max_line(net_sock *s, size_t max);
 /* Bytes read from the descriptor and not yet returned. */
 GT_API size_t net_buffered(const net_sock *s);
+/* Puts n bytes in front of what the socket returns next: bytes that a
+ * previous owner of the descriptor read ahead.  -EBUSY if the socket
+ * holds buffered bytes already. */
+GT_API int net_unread(net_sock *s, const void *data, size_t n);
 
 /* Name of the poller this OS thread uses: "epoll", "poll" or "select". */
 GT_API const char *net_poller_name(void);

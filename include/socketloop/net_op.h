@@ -36,7 +36,9 @@ enum net_op_kind {
     NET_OP_SEND,     /* all n bytes of data (net_send) */
     NET_OP_ACCEPT,   /* a connection on a listener (net_accept) */
     NET_OP_CONNECT,  /* s, unconnected, to addr (net_connect_addr) */
-    NET_OP_SLEEP     /* nothing: finishes at the deadline (s unused) */
+    NET_OP_SLEEP     /* nothing: finishes at the deadline (s unused); a
+                        started one always ends from the loop, at its
+                        next round at the earliest */
 };
 
 /* RECEIVE with NET_BYTES: finish as soon as at least one byte has been
