@@ -419,6 +419,22 @@ static int m_connect(lua_State *L)
     return lsl_cannot_block(L, "connect");
 }
 
+/* asocket:setmaxline(bytes) -> 1 | nil, err: the longest line '*l'
+ * takes (1 MiB by default).  A longer one fails with 'line too long' and
+ * the limit's worth as the partial result; the rest of it is dropped, and
+ * the next receive starts at the next line. */
+static int m_setmaxline(lua_State *L)
+{
+    lsl_sock *a = check_sock(L);
+    lua_Number n = luaL_checknumber(L, 2);
+    luaL_argcheck(L, n >= 1, 2, "positive size expected");
+    if (!a->s) return lsl_push_error(L, NET_ECLOSED);
+    int rc = net_set_max_line(a->s, (size_t)n);
+    if (rc < 0) return lsl_push_error(L, rc);
+    lua_pushinteger(L, 1);
+    return 1;
+}
+
 /* loop:sleep(seconds) -> true: lets the loop run meanwhile. */
 int lsl_sleep(lua_State *L)
 {
@@ -707,6 +723,7 @@ int luaopen_socketloop_asock(lua_State *L)
                                        {"dirty", m_dirty},
                                        {"getstats", m_getstats},
                                        {"setstats", m_setstats},
+                                       {"setmaxline", m_setmaxline},
                                        {NULL, NULL}};
     luaL_newmetatable(L, LSL_SOCK);
     lua_newtable(L);

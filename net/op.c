@@ -152,13 +152,13 @@ static int park(net_op *op, int r)
     net_sock *s = op->s;
     int64_t until = net__bound(op);
     int rc;
-    if (op->deadline == 0) return -ETIMEDOUT;
     if (!gt__S.current) return -EPERM;
-    if (r == NET__WAIT_TIME) until = earlier(until, x->until);
-    if (!s) {
-        rc = gt__park(until, what[op->kind], op);
+    if (!s) { /* a sleep: for one round at least, even if already over */
+        rc = gt__park(op->deadline > 0 ? op->deadline : 1, what[op->kind], op);
         return rc == -ETIMEDOUT ? 0 : rc;
     }
+    if (op->deadline == 0) return -ETIMEDOUT;
+    if (r == NET__WAIT_TIME) until = earlier(until, x->until);
     if (s->w.op[x->dir]) return -EALREADY;
     x->state = r == NET__WAIT_TIME ? NET__OP_TIME : NET__OP_IO;
     s->w.op[x->dir] = op;
@@ -195,8 +195,9 @@ ssize_t net_op_run(net_op *op)
             gt__yield_loop();
         }
     }
-    for (;;) {
-        int r = step(op), rc;
+    /* A sleep waits first: it always lets the loop run. */
+    int r = op->kind == NET_OP_SLEEP ? NET__WAIT_TIME : step(op), rc;
+    for (;; r = step(op)) {
         if (r == NET__DONE) break;
         if ((rc = park(op, r)) < 0) {
             op->rc = rc;
