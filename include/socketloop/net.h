@@ -11,7 +11,11 @@
  * One reader and one writer may wait on it at once; a second waiter in the
  * same direction gets -EALREADY at once.  net_close wakes every waiter
  * with NET_ECLOSED and closes the descriptor only after the last of them
- * has left, so the number is never reused under them.
+ * has left, so the number is never reused under them.  A cancelled
+ * green thread's call still completes if it can at once; if it must wait
+ * it returns -ECANCELED, also when the socket was closed meanwhile
+ * (gt_cancel wins over net_close).  An accept that pauses out of
+ * descriptors is waiting too: a close wakes it.
  *
  * Fairness: a peer that keeps a socket full (or empty, for writes) never
  * makes its calls park.  Once a socket has moved 64 KiB without parking,

@@ -254,11 +254,81 @@ static void test_accept_emfile_deadline(void **state)
     assert_int_equal(WEXITSTATUS(st), 0);
 }
 
+/* net_close wakes an accept that is pausing out of descriptors: after
+ * the close and one yield the acceptor has returned NET_ECLOSED, instead
+ * of sleeping out its back-off (up to a second). */
+static int emc_rc = 1, emc_done_after_yield = -1;
+
+static void emc_acceptor(void *p)
+{
+    (void)p;
+    net_sock *s;
+    emc_rc = net_accept(emd_ls, &s, -1);
+    if (emc_rc == 0) net_close(s);
+}
+
+static void emc_closer(void *p)
+{
+    (void)p;
+    gt_sleep(gt_now() + 40); /* the acceptor is in a back-off pause now */
+    net_close(emd_ls);
+    gt_yield();
+    emc_done_after_yield = emc_rc != 1;
+}
+
+static int emc_child(void)
+{
+    int port = 0, dummies[FD_LIMIT], n = 0;
+    if (nt_listen(&emd_ls, &port, 0) < 0) return 2;
+    net_poller_name();
+    struct sockaddr_in sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sin_family = AF_INET;
+    sa.sin_port = htons((uint16_t)port);
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    int c = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (c < 0 || connect(c, (struct sockaddr *)&sa, sizeof sa) < 0) return 3;
+    struct rlimit rl;
+    getrlimit(RLIMIT_NOFILE, &rl);
+    rl.rlim_cur = FD_LIMIT;
+    if (setrlimit(RLIMIT_NOFILE, &rl) < 0) return 4;
+    while (n < FD_LIMIT && (dummies[n] = dup(c)) >= 0) n++;
+    gt_spawn(emc_acceptor, NULL);
+    gt_spawn(emc_closer, NULL);
+    int rc = gt_run();
+    while (n > 0) close(dummies[--n]);
+    close(c);
+    int cl = net_cleanup();
+    fprintf(stderr, "  child: accept rc %d, returned by the yield: %d\n",
+            emc_rc, emc_done_after_yield);
+    if (rc != 0 || cl != 0) return 5;
+    if (emc_rc != NET_ECLOSED) return 6;
+    if (emc_done_after_yield != 1) return 7;
+    return 0;
+}
+
+static void test_close_wakes_backoff(void **state)
+{
+    (void)state;
+    if (nt_valgrind()) skip(); /* as above */
+    fflush(NULL);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        nt_child_init(30);
+        _exit(emc_child());
+    }
+    int st = nt_wait_child(pid);
+    assert_true(WIFEXITED(st));
+    assert_int_equal(WEXITSTATUS(st), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         NT_TEST(test_accept_emfile),
         NT_TEST(test_accept_emfile_deadline),
+        NT_TEST(test_close_wakes_backoff),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
