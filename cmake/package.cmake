@@ -13,8 +13,9 @@ set(SL_DEB_VERSION ${PROJECT_VERSION}-${SOCKETLOOP_DEB_RELEASE})
 set(CPACK_PACKAGE_NAME socketloop)
 set(CPACK_PACKAGE_VENDOR socketloop)
 set(CPACK_PACKAGE_VERSION ${PROJECT_VERSION})
-set(CPACK_PACKAGE_DESCRIPTION_SUMMARY
-  "TCP connections as sequential code, one green thread each")
+# No CPACK_PACKAGE_DESCRIPTION_SUMMARY: CPack would put that one summary
+# above every package's description; the first line of each component's
+# description below is its summary instead.
 set(CPACK_RESOURCE_FILE_LICENSE ${PROJECT_SOURCE_DIR}/LICENSE)
 set(CPACK_GENERATOR DEB)
 set(CPACK_DEB_COMPONENT_INSTALL ON)
@@ -31,9 +32,9 @@ set(CPACK_DEBIAN_PACKAGE_PRIORITY optional)
 set(CPACK_DEBIAN_PACKAGE_SHLIBDEPS ON)
 
 set(SL_DEB_ABOUT
-" socketloop runs every TCP connection in its own green thread: a read or
- write that would block parks the green thread on the event loop (epoll,
- poll or select) instead of blocking the process.")
+"socketloop runs every TCP connection in its own green thread: a read or
+write that would block parks the green thread on the event loop (epoll,
+poll or select) instead of blocking the process.")
 
 set(CPACK_DEBIAN_RUNTIME_PACKAGE_NAME libsocketloop${SL_SO})
 set(CPACK_DEBIAN_RUNTIME_PACKAGE_SECTION libs)
@@ -42,8 +43,8 @@ set(CPACK_DEBIAN_RUNTIME_PACKAGE_GENERATE_SHLIBS_POLICY "=")
 set(CPACK_COMPONENT_RUNTIME_DESCRIPTION
 "green threads and TCP sockets for C (shared library)
 ${SL_DEB_ABOUT}
- .
- This package holds the shared library.")
+
+This package holds the shared library.")
 
 set(CPACK_DEBIAN_DEV_PACKAGE_NAME libsocketloop-dev)
 set(CPACK_DEBIAN_DEV_PACKAGE_SECTION libdevel)
@@ -53,24 +54,26 @@ set(CPACK_DEBIAN_DEV_PACKAGE_SUGGESTS "pkg-config, cmake")
 set(CPACK_COMPONENT_DEV_DESCRIPTION
 "green threads and TCP sockets for C (development files)
 ${SL_DEB_ABOUT}
- .
- This package holds the headers, the static library, the pkg-config files
- (socketloop, socketloop-static), the CMake package (find_package) and the
- manual pages (man 3 socketloop).")
+
+This package holds the headers, the static library, the pkg-config files
+(socketloop, socketloop-static), the CMake package (find_package) and the
+manual pages (man 3 socketloop).")
 
 set(lua_provides "")
 set(lua_recommends "")
 foreach(v ${SL_LUA_INSTALLED})
-  if(v STREQUAL "jit")
-    list(APPEND lua_recommends luajit)
-  else()
+  if(NOT v STREQUAL "jit")
     list(APPEND lua_provides lua${v}-socketloop)
-    list(APPEND lua_recommends lua${v})
+    list(PREPEND lua_recommends lua${v})   # the newest first
   endif()
 endforeach()
-list(REVERSE lua_recommends)
+if("jit" IN_LIST SL_LUA_INSTALLED)
+  list(APPEND lua_recommends luajit)
+endif()
 list(JOIN lua_provides ", " lua_provides)
 list(JOIN lua_recommends " | " lua_recommends)
+string(REPLACE "jit" "LuaJIT" SL_LUA_LIST "${SL_LUA_INSTALLED}")
+string(REPLACE ";" ", " SL_LUA_LIST "${SL_LUA_LIST}")
 set(CPACK_DEBIAN_LUA_PACKAGE_NAME lua-socketloop)
 set(CPACK_DEBIAN_LUA_PACKAGE_SECTION interpreters)
 set(CPACK_DEBIAN_LUA_PACKAGE_PROVIDES "${lua_provides}")
@@ -80,9 +83,9 @@ set(CPACK_DEBIAN_LUA_PACKAGE_RECOMMENDS "${lua_recommends}")
 set(CPACK_COMPONENT_LUA_DESCRIPTION
 "green threads and TCP sockets for Lua (socketloop module)
 ${SL_DEB_ABOUT}
- .
- This package holds require'socketloop' for Lua ${SL_LUA_INSTALLED}; the
- C library is linked into the module.")
+
+This package holds require'socketloop' for Lua ${SL_LUA_LIST}; the C
+library is linked into the module.")
 
 # Debian wants a copyright file in each package's documentation directory.
 foreach(comp runtime dev lua)
