@@ -3,9 +3,9 @@
 #include <socketloop.h>
 #include <stdio.h>
 
-#if SOCKETLOOP_VERSION !=                                                      \
-    SOCKETLOOP_VERSION_MAJOR * 10000 + SOCKETLOOP_VERSION_MINOR * 100 +        \
-        SOCKETLOOP_VERSION_PATCH
+#if SOCKETLOOP_VERSION != SOCKETLOOP_VERSION_MAJOR * 10000 +                   \
+                              SOCKETLOOP_VERSION_MINOR * 100 +                 \
+                              SOCKETLOOP_VERSION_PATCH
 #error "SOCKETLOOP_VERSION does not match its parts"
 #endif
 
