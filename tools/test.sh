@@ -10,7 +10,7 @@
 #      from the seed corpus in tests/fuzz/ (a crash fails the run);
 #   7. the Debian packages, built and installed in a fresh bookworm root
 #      made with debootstrap, where the README's example and the Lua
-#      module's smoke test run (tools/pkg/deb-test.sh; about 1.5 minutes).
+#      module's smoke test run (tools/pkg/deb-test.sh; 1 to 2 minutes here).
 # Step 1 includes the install test (tests/install/): an install into a
 # temporary prefix used through pkg-config and find_package.
 # Build trees go to build/test-*.  Set SL_TEST_QUICK=1 to run step 1 only.
