@@ -7,7 +7,12 @@
 #   4. a ThreadSanitizer build, the tests that fit in it;
 #   5. static analysis (tools/lint.sh);
 #   6. fuzzing: a clang + libFuzzer build runs each fuzz target for 60 s
-#      from the seed corpus in tests/fuzz/ (a crash fails the run).
+#      from the seed corpus in tests/fuzz/ (a crash fails the run);
+#   7. the Debian packages, built and installed in a fresh bookworm root
+#      made with debootstrap, where the README's example and the Lua
+#      module's smoke test run (tools/pkg/deb-test.sh; 1 to 2 minutes here).
+# Step 1 includes the install test (tests/install/): an install into a
+# temporary prefix used through pkg-config and find_package.
 # Build trees go to build/test-*.  Set SL_TEST_QUICK=1 to run step 1 only.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -15,7 +20,7 @@ bash tools/deps.sh build-essential cmake pkg-config libcmocka-dev valgrind \
     gdb libboost-context-dev libuv1-dev \
     lua5.1 lua5.2 lua5.3 lua5.4 luajit liblua5.1-0-dev liblua5.2-dev \
     liblua5.3-dev liblua5.4-dev libluajit-5.1-dev lua-socket lua-luv luarocks \
-    clang clang-tidy cppcheck
+    clang clang-tidy cppcheck pandoc man-db file debootstrap
 jobs=$(nproc)
 
 run() {
@@ -52,4 +57,6 @@ cmake --build build/test-fuzz -j"$jobs" --target fuzz_bufio fuzz_http \
     fuzz_bufio_replay fuzz_http_replay >build/test-fuzz/build.log 2>&1 ||
     { cat build/test-fuzz/build.log; exit 1; }
 ctest --test-dir build/test-fuzz -L fuzz --output-on-failure -j"$jobs"
+echo "== Debian packages"
+bash tools/pkg/deb-test.sh
 echo "all test builds passed"
