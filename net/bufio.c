@@ -142,6 +142,7 @@ ssize_t net_receive(net_sock *s, int pattern, size_t n, net_buf *out,
                     int64_t deadline)
 {
     if (!s || !out) return -EINVAL;
+    if (net__alien(s)) return GT_EOWNER;
     if (s->closed) return NET_ECLOSED;
     if (pattern != NET_LINE && pattern != NET_BYTES && pattern != NET_ALL)
         return -EINVAL;

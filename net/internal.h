@@ -68,11 +68,14 @@ typedef struct net__loop {
     net__poller *p;            /* its state */
     size_t nsocks;             /* open sockets */
     struct net__resolver *res; /* name-resolution threads, made lazily */
+    gt__list foreign;          /* parked net_wait calls, checked before
+                                  each poll for a closed descriptor */
 } net__loop;
 
 struct net_sock {
     net__waitable w;            /* descriptor and parked waiters */
     net__loop *L;               /* the loop it belongs to */
+    uint64_t owner;             /* serial of its OS thread (gt__alien) */
     unsigned refs;              /* the owner's, until net_close, + one per
                                    operation in flight */
     int closed;                 /* net_close was called */
@@ -85,6 +88,13 @@ struct net_sock {
     size_t streak;              /* bytes moved since it last parked */
     int64_t born;               /* gt_now() at creation */
 };
+
+/* Whether s (not NULL) was made on another OS thread: every public call
+ * on a socket starts with `if (net__alien(s)) return GT_EOWNER;`. */
+static inline int net__alien(const net_sock *s)
+{
+    return s && gt__alien(s->owner);
+}
 
 net__loop *net__get(int *err);
 /* Parks the running green thread until w is ready in direction dir

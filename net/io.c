@@ -73,6 +73,7 @@ ssize_t net__read(net_sock *s, void *buf, size_t n, int64_t deadline)
 ssize_t net_recv(net_sock *s, void *buf, size_t n, int64_t deadline)
 {
     if (!s || !buf || !n) return -EINVAL;
+    if (net__alien(s)) return GT_EOWNER;
     s->refs++;
     net__take_turn(s, deadline);
     ssize_t r = net__read(s, buf, n, deadline);
@@ -86,6 +87,7 @@ ssize_t net_send(net_sock *s, const void *buf, size_t n, size_t *sent,
     size_t done = 0;
     ssize_t rc = 0;
     if (!s || (!buf && n)) return -EINVAL;
+    if (net__alien(s)) return GT_EOWNER;
     s->refs++;
     net__take_turn(s, deadline);
     while (done < n) {

@@ -148,6 +148,7 @@ static int accept_held(net_sock *ls, net_sock **out, int64_t deadline)
 int net_accept(net_sock *ls, net_sock **out, int64_t deadline)
 {
     if (!ls || !out) return -EINVAL;
+    if (net__alien(ls)) return GT_EOWNER;
     ls->refs++;
     int rc = accept_held(ls, out, deadline);
     net__unref(ls);

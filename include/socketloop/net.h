@@ -7,7 +7,9 @@
  * in ms on gt_now()'s clock (-1 for ever, 0 try once).  Calls that would
  * park need a green thread; from outside one they return -EPERM.
  *
- * A socket belongs to the green threads of the OS thread that made it.
+ * A socket belongs to the green threads of the OS thread that made it:
+ * every call on it from another OS thread returns GT_EOWNER and changes
+ * nothing (net_buffered returns 0).
  * One reader and one writer may wait on it at once; a second waiter in the
  * same direction gets -EALREADY at once.  net_close wakes every waiter
  * with NET_ECLOSED and closes the descriptor only after the last of them
@@ -83,9 +85,15 @@ GT_API ssize_t net_send(net_sock *s, const void *buf, size_t n, size_t *sent,
 /* how: SHUT_RD, SHUT_WR or SHUT_RDWR. */
 GT_API int net_shutdown(net_sock *s, int how);
 
-/* Closes; never parks.  Call it exactly once per socket. */
+/* Closes; never parks.  Call it exactly once per socket: it frees the
+ * handle (once the calls parked on it, woken with NET_ECLOSED, have
+ * returned), so after net_close no call may be given it again, net_fd and
+ * net_close included; that would read freed memory. */
 GT_API int net_close(net_sock *s);
 
+/* The socket's descriptor, for what the options below lack; -1 for NULL.
+ * It stays the socket's: close it only through net_close.  Valid only
+ * until net_close (see there): there is no "closed" answer. */
 GT_API int net_fd(const net_sock *s);
 
 #define NET_NODELAY 1   /* TCP_NODELAY */
@@ -147,7 +155,8 @@ GT_API const char *net_poller_name(void);
  * themselves; the main thread may call this before exit. */
 GT_API int net_cleanup(void);
 
-/* Text for any result code of socketloop (NET_E*, GT_E*, errno). */
+/* Text for any result code of socketloop (NET_E*, GT_E*, errno): the
+ * same as gt_strerror. */
 GT_API const char *net_strerror(int rc);
 
 #ifdef __cplusplus
