@@ -11,6 +11,9 @@
 
 #define NET__EDGE 4 /* with NET_IN/NET_OUT: report changes only */
 #define NET__HUP 8  /* in events: the peer has shut down or failed */
+#define NET__POLL                                                              \
+    16 /* with add: a descriptor of the program's (net_wait),                  \
+          which epoll must not keep (see poll_epoll.c) */
 /* Bytes a socket moves without parking before its thread lets the loop
  * poll (see net/io.c). */
 #define NET__QUANTUM ((size_t)64 * 1024)
@@ -41,7 +44,14 @@ typedef struct net__event {
     int events; /* NET_IN | NET_OUT; errors and hang-ups give both */
 } net__event;
 
-/* A poller backend: one small file each. */
+/* A poller backend: one small file each.  Sockets and the resolver's
+ * descriptor are the net layer's own, closed only after del.  net_wait's
+ * descriptors (added with NET__POLL) are the program's, which may close
+ * them or reuse their numbers at any time: a backend keeps those in a
+ * table of its own (net/table.h), where del removes the entry it added,
+ * never whatever the number names now, and nothing of them stays in the
+ * kernel between waits.  Several waitables may have the same descriptor;
+ * each is told only of the events it asked for. */
 typedef struct net__poller net__poller;
 typedef struct net__backend {
     const char *name;

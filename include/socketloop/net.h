@@ -117,7 +117,24 @@ GT_API int net_stats(net_sock *s, uint64_t *received, uint64_t *sent,
 
 /* Parks until a descriptor that is not a net_sock (a pipe, another
  * library's socket) is readable (NET_IN) or writable (NET_OUT).  Returns
- * the events that came. */
+ * the events that came, of those asked for; an error or hang-up on the
+ * descriptor counts as all of them.  A descriptor that is ready already
+ * returns at once, also outside green threads and with deadline 0.
+ * - Any number of green threads may wait on one descriptor at once, in
+ *   either direction or both, and on a net_sock's descriptor (net_fd);
+ *   each is told only of the events it asked for.
+ * - A descriptor that is not open gives -EBADF at once.  One that is
+ *   closed while a green thread waits on it (or made to name another
+ *   file, by dup2 or by a new descriptor taking its number) ends that
+ *   wait with -EBADF, before the loop next polls; never a readiness, and
+ *   the same on every poller.  Closing it does not disturb what waits on
+ *   the number's next owner.
+ * - A regular file or directory, which the kernel cannot poll, is always
+ *   ready (as poll(2) reports it): the events asked for, at once.
+ * - Each wait watches a duplicate of fd, made and closed by net_wait, so
+ *   it needs a free descriptor (-EMFILE if there is none; on select, one
+ *   below FD_SETSIZE, or NET_EFDSETSIZE), and each poll of the loop costs
+ *   one fstat per parked net_wait. */
 #define NET_IN 1
 #define NET_OUT 2
 GT_API int net_wait(int fd, int events, int64_t deadline);
