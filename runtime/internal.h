@@ -275,7 +275,7 @@ static inline gt__sched *gt__peek(void)
  * dead one's thread-local block at the same address. */
 static inline int gt__alien(uint64_t owner)
 {
-    return __builtin_expect(owner != gt__S.serial, 0);
+    return owner != gt__S.serial;
 }
 #ifdef GT__ASAN
 void gt__asan_arrived(gt__sched *S, void *fake);

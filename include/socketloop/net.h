@@ -131,10 +131,9 @@ GT_API int net_stats(net_sock *s, uint64_t *received, uint64_t *sent,
  *   the number's next owner.
  * - A regular file or directory, which the kernel cannot poll, is always
  *   ready (as poll(2) reports it): the events asked for, at once.
- * - Each wait watches a duplicate of fd, made and closed by net_wait, so
- *   it needs a free descriptor (-EMFILE if there is none; on select, one
- *   below FD_SETSIZE, or NET_EFDSETSIZE), and each poll of the loop costs
- *   one fstat per parked net_wait. */
+ * - A parked net_wait costs one fstat per poll of the loop (the check for
+ *   a close), and on epoll the loop then polls with poll(2) as well.  On
+ *   select, fd must be below FD_SETSIZE (NET_EFDSETSIZE). */
 #define NET_IN 1
 #define NET_OUT 2
 GT_API int net_wait(int fd, int events, int64_t deadline);
