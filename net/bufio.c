@@ -52,6 +52,7 @@ static int rbuf_get(net_sock *s)
 int net_unread(net_sock *s, const void *data, size_t n)
 {
     if (!s || (!data && n)) return -EINVAL;
+    if (net__alien(s)) return GT_EOWNER;
     if (s->closed) return NET_ECLOSED;
     if (!n) return 0;
     if (s->rlen) return -EBUSY;

@@ -12,6 +12,9 @@
 
 #define NET__EDGE 4 /* with NET_IN/NET_OUT: report changes only */
 #define NET__HUP 8  /* in events: the peer has shut down or failed */
+#define NET__POLL                                                              \
+    16 /* with add: a descriptor of the program's (net_wait),                  \
+          which epoll must not keep (see poll_epoll.c) */
 /* Bytes a socket moves without parking before its thread lets the loop
  * poll (see net/io.c). */
 #define NET__QUANTUM ((size_t)64 * 1024)
@@ -34,7 +37,14 @@ typedef struct net__event {
     int events; /* NET_IN | NET_OUT; errors and hang-ups give both */
 } net__event;
 
-/* A poller backend: one small file each. */
+/* A poller backend: one small file each.  Sockets and the resolver's
+ * descriptor are the net layer's own, closed only after del.  net_wait's
+ * descriptors (added with NET__POLL) are the program's, which may close
+ * them or reuse their numbers at any time: a backend keeps those in a
+ * table of its own (net/table.h), where del removes the entry it added,
+ * never whatever the number names now, and nothing of them stays in the
+ * kernel between waits.  Several waitables may have the same descriptor;
+ * each is told only of the events it asked for. */
 typedef struct net__poller net__poller;
 typedef struct net__backend {
     const char *name;
@@ -66,11 +76,14 @@ typedef struct net__loop {
     int nspare;
     int in_batch;          /* handing out the poller's events */
     struct net_sock *dead; /* freed after the batch (net__unref) */
+    gt__list foreign;      /* parked net_wait calls, checked before
+                              each poll for a closed descriptor */
 } net__loop;
 
 struct net_sock {
     net__waitable w;            /* descriptor and parked waiters */
     net__loop *L;               /* the loop it belongs to */
+    uint64_t owner;             /* serial of its OS thread (gt__alien) */
     unsigned refs;              /* the owner's, until net_close, + one per
                                    operation in flight */
     int closed;                 /* net_close was called */
@@ -86,6 +99,13 @@ struct net_sock {
     int64_t born;               /* gt_now() at creation */
     struct net_sock *next_dead; /* in net__loop.dead */
 };
+
+/* Whether s (not NULL) was made on another OS thread: every public call
+ * on a socket starts with `if (net__alien(s)) return GT_EOWNER;`. */
+static inline int net__alien(const net_sock *s)
+{
+    return s && gt__alien(s->owner);
+}
 
 net__loop *net__get(int *err);
 /* Parks the running green thread until w is ready in direction dir

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 
 #define NET__BATCH 256      /* events taken from the poller per wait */
@@ -72,6 +73,8 @@ static void wait_failed(int n, int timeout_ms)
     }
 }
 
+static int check_foreign(net__loop *L);
+
 /* A full batch may leave ready descriptors behind, and with a long run
  * queue the next poll comes only after up to GT__BUDGET switches: take
  * what is ready now, without waiting again, up to NET__DRAIN batches.
@@ -81,8 +84,14 @@ static void loop_wait(gt__io *io, int timeout_ms)
 {
     net__loop *L = (net__loop *)(void *)io;
     net__event ev[NET__BATCH];
+    /* A wait that ends now must not wait for the poll's timeout. */
+    if (check_foreign(L)) timeout_ms = 0;
     for (int batch = 0; batch < NET__DRAIN; batch++) {
         int n = L->be->wait(L->p, batch ? 0 : timeout_ms, ev, NET__BATCH);
+        /* EBADF: select met a net_wait descriptor that another OS thread
+         * closed during the poll; the check takes it out.  (A socket's
+         * descriptor closed behind the net layer's back stays fatal.) */
+        if (n == -EBADF && check_foreign(L)) return;
         if (n < 0) {
             wait_failed(n, timeout_ms);
             return;
@@ -136,6 +145,7 @@ net__loop *net__get(int *err)
         return NULL;
     }
     L->io.wait = loop_wait;
+    gt__list_init(&L->foreign);
     S->io = &L->io;
     pthread_once(&exit_once, make_exit_key);
     pthread_setspecific(exit_key, L);
@@ -171,10 +181,30 @@ int net_cleanup(void)
     return 0;
 }
 
-/* A foreign descriptor: registered for one wait only, level-triggered. */
+/* net_wait on a descriptor that the net layer does not own.
+ *
+ * The program may close such a descriptor while a green thread waits on
+ * it, and the number may come back at once as anything, a socket of the
+ * net layer's included.  So a wait is never keyed by the number alone:
+ * - The backend keeps it as an entry of its own, polled level-triggered
+ *   and removed by entry (NET__POLL, net/internal.h): a stale wait's
+ *   clean-up cannot touch another's registration, and any number of
+ *   waits may share a descriptor, each told only of its own events.
+ * - The wait remembers the file its descriptor named (device and inode).
+ *   Before each poll the loop checks every parked wait with fstat, and
+ *   ends one whose descriptor was closed, or now names another file, with
+ *   -EBADF: a close by a green thread of this OS thread is always seen
+ *   before the next poll, whichever poller runs, and the backend never
+ *   polls a closed descriptor (select would fail with EBADF).  A wait
+ *   woken by an event checks once more, for closes by other OS threads.
+ *   The cost is one fstat per parked wait and poll. */
 typedef struct foreign {
-    net__waitable w;
-    int fired; /* events seen */
+    net__waitable w; /* w.fd: the caller's descriptor */
+    gt__list link;   /* in L->foreign while parked */
+    dev_t dev;       /* the file it named when the wait began */
+    ino_t ino;
+    int registered; /* the backend has w */
+    int fired;      /* events seen */
 } foreign;
 
 static void foreign_event(net__waitable *w, int events)
@@ -184,52 +214,85 @@ static void foreign_event(net__waitable *w, int events)
     wake(w, NET_IN | NET_OUT);
 }
 
+static int foreign_gone(const foreign *f)
+{
+    struct stat st;
+    return fstat(f->w.fd, &st) < 0 || st.st_dev != f->dev ||
+           st.st_ino != f->ino;
+}
+
+/* Ends with -EBADF every parked wait whose descriptor was closed or now
+ * names another file, taking it out of the backend at once; returns
+ * whether it woke any. */
+static int check_foreign(net__loop *L)
+{
+    int woke = 0;
+    gt__list *n = L->foreign.next;
+    while (n != &L->foreign) {
+        foreign *f = GT__CONTAINER(n, foreign, link);
+        n = n->next;
+        if (!foreign_gone(f)) continue;
+        gt__list_remove(&f->link);
+        L->be->del(L->p, &f->w);
+        f->registered = 0;
+        woke |= gt__wake(f->w.waiter[0], -EBADF);
+    }
+    return woke;
+}
+
+/* Which of `events` fd is ready for now: 0 for none, -EBADF if fd is not
+ * open.  Errors and hang-ups count as whatever was asked for.  A file
+ * that cannot be polled (a regular file, a directory) is always ready for
+ * both, as poll(2) says, on every poller. */
+static int ready_now(int fd, int events)
+{
+    struct pollfd p = {fd,
+                       (short)(((events & NET_IN) ? POLLIN : 0) |
+                               ((events & NET_OUT) ? POLLOUT : 0)),
+                       0};
+    if (poll(&p, 1, 0) < 0) return -errno;
+    if (p.revents & POLLNVAL) return -EBADF;
+    if (p.revents & (POLLERR | POLLHUP)) return events;
+    return (((p.revents & POLLIN) ? NET_IN : 0) |
+            ((p.revents & POLLOUT) ? NET_OUT : 0)) &
+           events;
+}
+
 int net_wait(int fd, int events, int64_t deadline)
 {
     int rc;
+    struct stat st;
     net__loop *L = net__get(&rc);
     if (!L) return rc;
     if (fd < 0 || !(events & (NET_IN | NET_OUT)) ||
         (events & ~(NET_IN | NET_OUT)))
         return -EINVAL;
-    if (deadline == 0) { /* try once: ask the kernel, do not park */
-        struct pollfd p = {fd,
-                           (short)(((events & NET_IN) ? POLLIN : 0) |
-                                   ((events & NET_OUT) ? POLLOUT : 0)),
-                           0};
-        if (poll(&p, 1, 0) < 0) return -errno;
-        if (!p.revents) return -ETIMEDOUT;
-        int got = ((p.revents & POLLIN) ? NET_IN : 0) |
-                  ((p.revents & POLLOUT) ? NET_OUT : 0);
-        if (p.revents & (POLLERR | POLLHUP | POLLNVAL)) got = events;
-        return (got & events) ? (got & events) : events;
-    }
+    if ((rc = ready_now(fd, events)) != 0) return rc;
+    if (deadline == 0) return -ETIMEDOUT; /* tried once */
     if (!gt__S.current) return -EPERM;
+    if (fstat(fd, &st) < 0) return -errno;
     foreign f = {{fd, -1, {NULL, NULL}, {NULL, NULL}, {0, 0}, 0, foreign_event},
+                 {NULL, NULL},
+                 st.st_dev,
+                 st.st_ino,
+                 1,
                  0};
-    rc = L->be->add(L->p, &f.w, events);
-    if (rc < 0) return rc;
+    if ((rc = L->be->add(L->p, &f.w, events | NET__POLL)) < 0) return rc;
+    gt__list_push(&L->foreign, &f.link);
     /* Both slots name this thread, whichever direction fires. */
     f.w.waiter[1] = gt__S.current;
     rc = net__park(L, &f.w, 0, deadline);
     f.w.waiter[1] = NULL;
-    L->be->del(L->p, &f.w);
+    gt__list_remove(&f.link);
+    if (f.registered) L->be->del(L->p, &f.w);
     if (rc < 0) return rc;
-    /* Errors and hang-ups count as whatever was asked for. */
+    if (foreign_gone(&f)) return -EBADF;
     int seen = f.fired & (NET_IN | NET_OUT);
     return (seen & events) ? (seen & events) : events;
 }
 
+/* One table of texts serves the whole library (runtime/error.c). */
 const char *net_strerror(int rc)
 {
-    switch (rc) {
-    case NET_ECLOSED: return "closed";
-    case NET_EFDSETSIZE:
-        return "descriptor at or past FD_SETSIZE, which the select poller "
-               "cannot watch; use poll or epoll (SOCKETLOOP_POLLER)";
-    case NET_ENOTFOUND: return "host not found";
-    case NET_ERESOLVE: return "name resolution failed";
-    case NET_ETRYAGAIN: return "temporary failure in name resolution";
-    default: return gt_strerror(rc);
-    }
+    return gt_strerror(rc);
 }

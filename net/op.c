@@ -80,6 +80,7 @@ static int check(const net_op *op)
     if (op->kind < NET_OP_RECV || op->kind > NET_OP_SLEEP) return -EINVAL;
     if (op->kind == NET_OP_SLEEP) return op->deadline < 0 ? -EINVAL : 0;
     if (!s) return -EINVAL;
+    if (net__alien(s)) return GT_EOWNER;
     switch (op->kind) {
     case NET_OP_RECV:
         if (!op->buf || !op->n) return -EINVAL;

@@ -20,7 +20,7 @@ static int create(net__poller **out)
 
 static void destroy(net__poller *p)
 {
-    free(p->t.e);
+    table_free(&p->t);
     free(p);
 }
 
@@ -55,13 +55,17 @@ static int wait_events(net__poller *p, int timeout_ms, net__event *out, int max)
                          (suseconds_t)(timeout_ms % 1000) * 1000};
     int r = select(maxfd + 1, &p->r, &p->w, NULL, timeout_ms < 0 ? NULL : &tv);
     if (r < 0) return -errno;
+    /* The sets say what happened to a descriptor, not to an entry: each
+     * entry takes only the directions it asked for, and every entry is
+     * looked at (no count of set bits, which entries sharing a
+     * descriptor would spend twice). */
     int n = 0;
     for (int i = 0; i < p->t.n && n < max && r > 0; i++) {
         int fd = p->t.e[i].w->fd;
-        int ev = (FD_ISSET(fd, &p->r) ? NET_IN : 0) |
-                 (FD_ISSET(fd, &p->w) ? NET_OUT : 0);
+        int ev = ((FD_ISSET(fd, &p->r) ? NET_IN : 0) |
+                  (FD_ISSET(fd, &p->w) ? NET_OUT : 0)) &
+                 p->t.e[i].events;
         if (!ev) continue;
-        r -= (ev & NET_IN ? 1 : 0) + (ev & NET_OUT ? 1 : 0);
         out[n].w = p->t.e[i].w;
         out[n].events = ev;
         n++;

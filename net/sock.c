@@ -21,6 +21,7 @@ int net__sock_new(net__loop *L, int fd, net_sock **out)
     s->w.fd = fd;
     s->w.slot = -1;
     s->L = L;
+    s->owner = gt__S.serial; /* net__get made the scheduler */
     s->refs = 1;
     s->max_line = NET__MAX_LINE;
     s->born = gt_now();
@@ -104,6 +105,7 @@ int net_wrap(net_sock **out, int fd)
 static int close_sock(net_sock *s, int keep_fd)
 {
     if (!s) return -EINVAL;
+    if (net__alien(s)) return GT_EOWNER;
     if (s->closed) return NET_ECLOSED;
     int fd = s->w.fd;
     s->closed = 1;
@@ -128,13 +130,18 @@ int net_release(net_sock *s)
 int net_shutdown(net_sock *s, int how)
 {
     if (!s) return -EINVAL;
+    if (net__alien(s)) return GT_EOWNER;
     if (s->closed) return NET_ECLOSED;
     return shutdown(s->w.fd, how) < 0 ? -errno : 0;
 }
 
+/* No test of s->closed: once net_close has returned, the handle may be
+ * freed memory, so no caller can see a socket that is closed. */
 int net_fd(const net_sock *s)
 {
-    return s && !s->closed ? s->w.fd : -1;
+    if (!s) return -1;
+    if (net__alien(s)) return GT_EOWNER;
+    return s->w.fd;
 }
 
 static int opt_level(int opt, int *level, int *name)
@@ -152,6 +159,7 @@ int net_setopt(net_sock *s, int opt, int value)
 {
     int level, name, rc;
     if (!s) return -EINVAL;
+    if (net__alien(s)) return GT_EOWNER;
     if (s->closed) return NET_ECLOSED;
     if ((rc = opt_level(opt, &level, &name)) < 0) return rc;
     value = value != 0;
@@ -164,6 +172,7 @@ int net_getopt(net_sock *s, int opt, int *value)
     int level, name, rc;
     socklen_t len = sizeof *value;
     if (!s || !value) return -EINVAL;
+    if (net__alien(s)) return GT_EOWNER;
     if (s->closed) return NET_ECLOSED;
     if ((rc = opt_level(opt, &level, &name)) < 0) return rc;
     return getsockopt(s->w.fd, level, name, value, &len) < 0 ? -errno : 0;
@@ -193,6 +202,7 @@ static int get_addr(net_sock *s, net_addr *out, int peer)
     struct sockaddr_storage ss = {0};
     socklen_t len = sizeof ss;
     if (!s || !out) return -EINVAL;
+    if (net__alien(s)) return GT_EOWNER;
     if (s->closed) return NET_ECLOSED;
     int r = peer ? getpeername(s->w.fd, (struct sockaddr *)&ss, &len)
                  : getsockname(s->w.fd, (struct sockaddr *)&ss, &len);
@@ -211,6 +221,7 @@ int net_peer_addr(net_sock *s, net_addr *out)
 int net_stats(net_sock *s, uint64_t *received, uint64_t *sent, int64_t *age_ms)
 {
     if (!s) return -EINVAL;
+    if (net__alien(s)) return GT_EOWNER;
     if (received) *received = s->in;
     if (sent) *sent = s->out;
     if (age_ms) *age_ms = gt_now() - s->born;
@@ -220,6 +231,7 @@ int net_stats(net_sock *s, uint64_t *received, uint64_t *sent, int64_t *age_ms)
 int net_set_stats(net_sock *s, uint64_t received, uint64_t sent, int64_t age_ms)
 {
     if (!s || age_ms < 0) return -EINVAL;
+    if (net__alien(s)) return GT_EOWNER;
     s->in = received;
     s->out = sent;
     s->born = gt_now() - age_ms;
@@ -229,11 +241,12 @@ int net_set_stats(net_sock *s, uint64_t received, uint64_t sent, int64_t age_ms)
 int net_set_max_line(net_sock *s, size_t max)
 {
     if (!s || !max) return -EINVAL;
+    if (net__alien(s)) return GT_EOWNER;
     s->max_line = max;
     return 0;
 }
 
 size_t net_buffered(const net_sock *s)
 {
-    return s ? s->rlen : 0;
+    return s && !net__alien(s) ? s->rlen : 0;
 }

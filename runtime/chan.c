@@ -18,6 +18,7 @@
 #define GT__CHOOSE_MAX 64
 
 struct gt_chan {
+    uint64_t owner;   /* serial of the OS thread that made it */
     size_t elem_size; /* bytes per element */
     size_t cap;       /* buffer capacity; 0 = unbuffered */
     size_t head;      /* index of the oldest buffered element */
@@ -42,6 +43,7 @@ int gt_chan_make(gt_chan **out, size_t elem_size, size_t capacity)
         return -EINVAL;
     gt_chan *ch = malloc(sizeof *ch + elem_size * capacity);
     if (!ch) return -ENOMEM;
+    ch->owner = gt__get()->serial;
     ch->elem_size = elem_size;
     ch->cap = capacity;
     ch->head = ch->count = 0;
@@ -136,6 +138,8 @@ int gt_choose(gt_chan_op *ops, int n, int64_t deadline)
             (ops[i].op != GT_SEND && ops[i].op != GT_RECV))
             return -EINVAL;
     for (int i = 0; i < n; i++)
+        if (gt__alien(ops[i].ch->owner)) return GT_EOWNER;
+    for (int i = 0; i < n; i++)
         if (try_op(&ops[i])) return i;
 
     clause cl[GT__CHOOSE_MAX];
@@ -156,6 +160,7 @@ one_op(gt_chan *ch, int op, void *elem, int64_t deadline)
 {
     gt__thread *me = gt__peek()->current;
     if (!ch || !elem) return -EINVAL;
+    if (gt__alien(ch->owner)) return GT_EOWNER;
     if (!me) return -EPERM;
     gt_chan_op o = {ch, op, elem, 0};
     if (try_op(&o)) return o.result;
@@ -179,6 +184,7 @@ int gt_chan_recv(gt_chan *ch, void *elem, int64_t deadline)
 int gt_chan_close(gt_chan *ch)
 {
     if (!ch) return -EINVAL;
+    if (gt__alien(ch->owner)) return GT_EOWNER;
     ch->closed = 1;
     clause *c;
     while ((c = take_waiter(&ch->senders))) complete(c, -EPIPE);
@@ -199,6 +205,7 @@ static int busy(gt__list *l)
 int gt_chan_free(gt_chan *ch)
 {
     if (!ch) return -EINVAL;
+    if (gt__alien(ch->owner)) return GT_EOWNER;
     if (busy(&ch->senders) || busy(&ch->recvers)) return -EBUSY;
     free(ch);
     return 0;

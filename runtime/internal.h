@@ -244,6 +244,8 @@ typedef struct gt__sched {
     gt__pool pool[2];      /* default-size stacks: [0] guarded, [1] not */
     void *altstack;        /* signal stack for overflow reports */
     gt__io *io;            /* the net layer's poller, if any */
+    uint64_t serial;       /* this OS thread's number, > 0, never reused:
+                              the objects it makes carry it (gt__alien) */
 #ifdef GT__ASAN
     const void *loop_bottom; /* the loop's stack, learnt from ASan */
     size_t loop_size;
@@ -263,6 +265,17 @@ static inline gt__sched *gt__get(void)
 static inline gt__sched *gt__peek(void)
 {
     return &gt__S;
+}
+/* Whether an object tagged `owner` (the serial of the OS thread that made
+ * it) is used on another OS thread.  Channels, semaphores and sockets link
+ * parked green threads and timers of their own thread, so every call on
+ * one starts with this compare and returns GT_EOWNER if it is true.  An
+ * OS thread without a scheduler has serial 0, which no object carries.
+ * A serial rather than the scheduler's address: a new OS thread may get a
+ * dead one's thread-local block at the same address. */
+static inline int gt__alien(uint64_t owner)
+{
+    return owner != gt__S.serial;
 }
 #ifdef GT__ASAN
 void gt__asan_arrived(gt__sched *S, void *fake);

@@ -33,6 +33,8 @@ static void make_exit_key(void)
 
 void gt__init(gt__sched *S)
 {
+    static uint64_t serials; /* OS threads given a scheduler so far */
+    S->serial = __atomic_add_fetch(&serials, 1, __ATOMIC_RELAXED);
     gt__list_init(&S->runq);
     gt__list_init(&S->later);
     gt__list_init(&S->zombies);

@@ -13,6 +13,7 @@
 #endif
 
 struct gt_sem {
+    uint64_t owner;   /* serial of the OS thread that made it */
     unsigned count;   /* units available */
     gt__list waiters; /* parked acquirers, oldest first */
 };
@@ -27,6 +28,7 @@ int gt_sem_make(gt_sem **out, unsigned count)
     if (!out) return -EINVAL;
     gt_sem *s = malloc(sizeof *s);
     if (!s) return -ENOMEM;
+    s->owner = gt__get()->serial;
     s->count = count;
     gt__list_init(&s->waiters);
     *out = s;
@@ -35,8 +37,9 @@ int gt_sem_make(gt_sem **out, unsigned count)
 
 int gt_sem_acquire(gt_sem *s, int64_t deadline)
 {
-    gt__thread *me = gt__get()->current;
+    gt__thread *me = gt__peek()->current;
     if (!s) return -EINVAL;
+    if (gt__alien(s->owner)) return GT_EOWNER;
     if (!me) return -EPERM;
     if (s->count) { /* no parking, so a cancel does not stop it */
         s->count--;
@@ -52,6 +55,7 @@ int gt_sem_acquire(gt_sem *s, int64_t deadline)
 int gt_sem_release(gt_sem *s)
 {
     if (!s) return -EINVAL;
+    if (gt__alien(s->owner)) return GT_EOWNER;
     while (!gt__list_empty(&s->waiters)) {
         waiter *w = GT__CONTAINER(s->waiters.next, waiter, link);
         gt__list_remove(&w->link);
@@ -65,6 +69,7 @@ int gt_sem_release(gt_sem *s)
 int gt_sem_free(gt_sem *s)
 {
     if (!s) return -EINVAL;
+    if (gt__alien(s->owner)) return GT_EOWNER;
     for (gt__list *n = s->waiters.next; n != &s->waiters; n = n->next)
         if (GT__CONTAINER(n, waiter, link)->t->state == GT__PARKED)
             return -EBUSY;

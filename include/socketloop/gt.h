@@ -9,7 +9,11 @@
  *   the clock of gt_now(): -1 waits for ever, 0 tries once without parking.
  * - Each OS thread has its own scheduler, created on first use.  Nothing
  *   is shared between OS threads; ids, channels and semaphores belong to
- *   the OS thread that made them.
+ *   the OS thread that made them.  Every call on a channel or semaphore
+ *   (and on a net_sock) from another OS thread returns GT_EOWNER and
+ *   changes nothing.  Ids are numbers, not handles: each OS thread issues
+ *   its own from 1, so an id taken to another OS thread names one of that
+ *   thread's green threads or none, and no call can detect it.
  * - Calls that park (gt_sleep, gt_join, channel and semaphore operations,
  *   gt_transfer) need a green thread; made from outside one they return
  *   -EPERM.
@@ -34,6 +38,7 @@ extern "C" {
 /* Error codes that errno has no name for.  They lie below -4095 so they
  * never collide with a negated errno value. */
 #define GT_EMAPLIMIT (-4200) /* vm.max_map_count reached; see GT_NOGUARD */
+#define GT_EOWNER (-4201)    /* the object belongs to another OS thread */
 
 /* A green thread's body.  When it returns, the green thread ends. */
 typedef void gt_fn(void *arg);
@@ -139,7 +144,8 @@ GT_API int gt_start(int64_t deadline);
 GT_API int gt_stop(void);
 
 /* gt_start(-1), ignoring gt_stop: returns 0 once every green thread has
- * ended, or -EDEADLK. */
+ * ended, -EDEADLK, or -EPERM (at once) when called from a green thread:
+ * the loop runs only on the OS thread's own stack. */
 GT_API int gt_run(void);
 
 /* Prints one line per live green thread of this OS thread: id, name,
@@ -152,6 +158,8 @@ GT_API int gt_dump(FILE *out);
  * thread.  Capacity 0 makes an unbuffered (rendezvous) channel. */
 typedef struct gt_chan gt_chan;
 
+/* Every call below returns GT_EOWNER for a channel made on another OS
+ * thread, -EINVAL for NULL. */
 GT_API int gt_chan_make(gt_chan **out, size_t elem_size, size_t capacity);
 /* Copies elem into the channel.  -EPIPE once the channel is closed. */
 GT_API int gt_chan_send(gt_chan *ch, const void *elem, int64_t deadline);
@@ -176,8 +184,8 @@ typedef struct gt_chan_op {
 /* Waits until one of the operations can proceed, performs it and returns
  * its index; when several can, the first in the array wins.  The chosen
  * op's `result` says whether it moved an element (0) or found its channel
- * closed (-EPIPE).  Returns -ETIMEDOUT, -ECANCELED, -EINVAL or -EPERM
- * when nothing was performed. */
+ * closed (-EPIPE).  Returns -ETIMEDOUT, -ECANCELED, -EINVAL, GT_EOWNER or
+ * -EPERM when nothing was performed. */
 GT_API int gt_choose(gt_chan_op *ops, int n, int64_t deadline);
 
 /* --- Semaphores --------------------------------------------------------
@@ -185,13 +193,17 @@ GT_API int gt_choose(gt_chan_op *ops, int n, int64_t deadline);
  * are served first come, first served. */
 typedef struct gt_sem gt_sem;
 
+/* The calls below return GT_EOWNER for a semaphore made on another OS
+ * thread, -EINVAL for NULL. */
 GT_API int gt_sem_make(gt_sem **out, unsigned count);
 GT_API int gt_sem_acquire(gt_sem *s, int64_t deadline);
 GT_API int gt_sem_release(gt_sem *s);
 /* Frees a semaphore; -EBUSY while green threads wait on it. */
 GT_API int gt_sem_free(gt_sem *s);
 
-/* Text for a result code (negated errno or GT_E*).  Never NULL. */
+/* Text for any result code of socketloop: a negated errno value, GT_E*
+ * or NET_E* (socketloop/net.h); net_strerror gives the same.  Never
+ * NULL. */
 GT_API const char *gt_strerror(int rc);
 
 #ifdef __cplusplus

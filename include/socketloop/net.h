@@ -7,7 +7,9 @@
  * in ms on gt_now()'s clock (-1 for ever, 0 try once).  Calls that would
  * park need a green thread; from outside one they return -EPERM.
  *
- * A socket belongs to the green threads of the OS thread that made it.
+ * A socket belongs to the green threads of the OS thread that made it:
+ * every call on it from another OS thread returns GT_EOWNER and changes
+ * nothing (net_buffered returns 0).
  * One reader and one writer may wait on it at once; a second waiter in the
  * same direction gets -EALREADY at once.  net_close wakes every waiter
  * with NET_ECLOSED and closes the descriptor only after the last of them
@@ -92,7 +94,10 @@ GT_API ssize_t net_send(net_sock *s, const void *buf, size_t n, size_t *sent,
 /* how: SHUT_RD, SHUT_WR or SHUT_RDWR. */
 GT_API int net_shutdown(net_sock *s, int how);
 
-/* Closes; never parks.  Call it exactly once per socket. */
+/* Closes; never parks.  Call it exactly once per socket: it frees the
+ * handle (once the calls parked on it, woken with NET_ECLOSED, have
+ * returned), so after net_close no call may be given it again, net_fd and
+ * net_close included; that would read freed memory. */
 GT_API int net_close(net_sock *s);
 
 /* Like net_close, but the descriptor stays open and is returned: the
@@ -100,6 +105,9 @@ GT_API int net_close(net_sock *s);
  * with NET_ECLOSED; bytes buffered in the socket are dropped. */
 GT_API int net_release(net_sock *s);
 
+/* The socket's descriptor, for what the options below lack; -1 for NULL.
+ * It stays the socket's: close it only through net_close.  Valid only
+ * until net_close (see there): there is no "closed" answer. */
 GT_API int net_fd(const net_sock *s);
 
 #define NET_NODELAY 1   /* TCP_NODELAY */
@@ -127,7 +135,23 @@ GT_API int net_set_stats(net_sock *s, uint64_t received, uint64_t sent,
 
 /* Parks until a descriptor that is not a net_sock (a pipe, another
  * library's socket) is readable (NET_IN) or writable (NET_OUT).  Returns
- * the events that came. */
+ * the events that came, of those asked for; an error or hang-up on the
+ * descriptor counts as all of them.  A descriptor that is ready already
+ * returns at once, also outside green threads and with deadline 0.
+ * - Any number of green threads may wait on one descriptor at once, in
+ *   either direction or both, and on a net_sock's descriptor (net_fd);
+ *   each is told only of the events it asked for.
+ * - A descriptor that is not open gives -EBADF at once.  One that is
+ *   closed while a green thread waits on it (or made to name another
+ *   file, by dup2 or by a new descriptor taking its number) ends that
+ *   wait with -EBADF, before the loop next polls; never a readiness, and
+ *   the same on every poller.  Closing it does not disturb what waits on
+ *   the number's next owner.
+ * - A regular file or directory, which the kernel cannot poll, is always
+ *   ready (as poll(2) reports it): the events asked for, at once.
+ * - A parked net_wait costs one fstat per poll of the loop (the check for
+ *   a close), and on epoll the loop then polls with poll(2) as well.  On
+ *   select, fd must be below FD_SETSIZE (NET_EFDSETSIZE). */
 #define NET_IN 1
 #define NET_OUT 2
 GT_API int net_wait(int fd, int events, int64_t deadline);
@@ -173,7 +197,8 @@ GT_API const char *net_poller_name(void);
  * themselves; the main thread may call this before exit. */
 GT_API int net_cleanup(void);
 
-/* Text for any result code of socketloop (NET_E*, GT_E*, errno). */
+/* Text for any result code of socketloop (NET_E*, GT_E*, errno): the
+ * same as gt_strerror. */
 GT_API const char *net_strerror(int rc);
 
 #ifdef __cplusplus

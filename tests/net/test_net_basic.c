@@ -268,7 +268,7 @@ static void test_strerror(void **state)
         assert_non_null(t);
         assert_true(strlen(t) > 0);
         assert_string_not_equal(t, unknown);
-        assert_string_not_equal(t, gt_strerror(codes[i]));
+        assert_string_equal(t, gt_strerror(codes[i])); /* one table */
         for (int j = 0; j < i; j++)
             assert_string_not_equal(t, net_strerror(codes[j]));
     }
