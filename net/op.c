@@ -153,12 +153,12 @@ static int park(net_op *op, int r)
     net_sock *s = op->s;
     int64_t until = net__bound(op);
     int rc;
+    if (s && op->deadline == 0) return -ETIMEDOUT; /* tried once */
     if (!gt__S.current) return -EPERM;
     if (!s) { /* a sleep: for one round at least, even if already over */
         rc = gt__park(op->deadline > 0 ? op->deadline : 1, what[op->kind], op);
         return rc == -ETIMEDOUT ? 0 : rc;
     }
-    if (op->deadline == 0) return -ETIMEDOUT;
     if (r == NET__WAIT_TIME) until = earlier(until, x->until);
     if (s->w.op[x->dir]) return -EALREADY;
     x->state = r == NET__WAIT_TIME ? NET__OP_TIME : NET__OP_IO;
