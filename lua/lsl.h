@@ -75,14 +75,28 @@ typedef struct lsl_op {
     int64_t block;      /* 'b' timeout in ms for each wait, or -1 */
 } lsl_op;
 
+/* LuaSocket's classes of TCP object, lsl_sock.kind.  A master is made
+ * by loop:socket() or wraps a LuaSocket master; bind and connect are
+ * its methods, listen makes it a server, connect a client.  Client is 0:
+ * lsl_push_sock(L, lp, s, 0) with a descriptor is a client, without one
+ * a master (an unconnected socket, or a sleep's private one). */
+enum { LSL_CLIENT, LSL_SERVER, LSL_MASTER };
+
 /* An async socket (userdata "socketloop.asocket"). */
 typedef struct lsl_sock {
-    net_sock *s;     /* NULL once closed */
+    /* A master's descriptor (NULL before bind or connect, as LuaSocket's
+     * socket.tcp() has none); for clients and servers NULL once closed. */
+    net_sock *s;
     lsl_loop *lp;    /* its loop */
-    int server;      /* listening */
+    int kind;        /* LSL_CLIENT, LSL_SERVER or LSL_MASTER */
+    int family;      /* AF_INET/AF_INET6 once known, else AF_UNSPEC */
     double tm_block; /* settimeout 'b', seconds, < 0 none */
     double tm_total; /* settimeout 't', seconds, < 0 none */
-    lsl_op op[2];    /* read side and write side */
+    /* getstats: added to the net layer's counters (setstats moves them);
+     * they hold the whole counts once the descriptor is gone. */
+    double st_in, st_out;
+    int64_t born; /* gt_now() at birth, as getstats' age counts */
+    lsl_op op[2]; /* read side and write side */
 } lsl_sock;
 
 /* lcore.c */
@@ -95,7 +109,7 @@ void lsl_set_top(lua_State *co);
 int lsl_can_yield(lua_State *L, lsl_loop *lp);
 int lsl_yield_op(lua_State *L);
 void lsl_resume(lsl_loop *lp, lua_State *co, int nargs);
-lsl_sock *lsl_push_sock(lua_State *L, lsl_loop *lp, net_sock *s, int server);
+lsl_sock *lsl_push_sock(lua_State *L, lsl_loop *lp, net_sock *s, int kind);
 int lsl_push_error(lua_State *L, int rc);
 const char *lsl_errstr(int rc);
 
@@ -103,6 +117,17 @@ const char *lsl_errstr(int rc);
 int luaopen_socketloop_asock(lua_State *L);
 int lsl_socket(lua_State *L);
 int lsl_sleep(lua_State *L);
+/* Reads receive's pattern at arg as LuaSocket does: a number, or a
+ * numeric string ("3", " 3", "0x2", "2.5": truncated), counts bytes
+ * (*pattern NET_BYTES, *n); else a string starting "*l" (NET_LINE) or
+ * "*a" (NET_ALL), nil meaning "*l".  Anything else raises LuaSocket's
+ * error.  LuaSocket checks the prefix before the pattern.  Returns 0. */
+int lsl_check_pattern(lua_State *L, int arg, int *pattern, size_t *n);
+/* Reads send's i, j at arg, arg + 1 for a string of len bytes as
+ * LuaSocket does (numbers or numeric strings, truncated; negative from
+ * the end; clamped): the bytes to send are [*i, *j), 0-based, *j >= *i,
+ * and lastIndex starts at *i.  Returns 0. */
+int lsl_check_range(lua_State *L, int arg, size_t len, size_t *i, size_t *j);
 
 /* The module's only exported symbol. */
 __attribute__((visibility("default"))) int
