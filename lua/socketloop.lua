@@ -22,13 +22,14 @@ end
 -- connect makes a client of any socket, even when it fails, as in
 -- LuaSocket.
 local c_connect = methods.connect
-function methods:connect(host, port, lhost, lport)
-	local r, err = c_connect(self, host, port, lhost, lport)
+function methods:connect(...)
+	local r, err = c_connect(self, ...)
 	if r == nil and err == 'already connected' and class(self) == 'tcp{master}' then
 		-- A master that has a descriptor of its own (socket.tcp4(), or
 		-- bound): when the engine says it cannot connect that descriptor,
 		-- connect a new one from the same local address.  Options set
 		-- on the old one are lost there.
+		local host, port, lhost, lport = ...
 		local ip, p = self:getsockname()
 		self:close()
 		if not lhost and ip and (tonumber(p) ~= 0
