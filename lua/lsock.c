@@ -996,15 +996,33 @@ static int m_tostring(lua_State *L)
     return 1;
 }
 
-/* The operations that belong to one class, as LuaSocket's do. */
+/* The operations that belong to one class, as LuaSocket's do.  They
+ * also read their arguments as LuaSocket does on every Lua, handing the
+ * operation plain integers: receive's pattern may be a numeric string,
+ * send's i and j any number. */
 static int k_receive(lua_State *L)
 {
+    int pattern;
+    size_t n;
     check_kind(L, LSL_CLIENT);
+    luaL_optstring(L, 3, ""); /* LuaSocket checks the prefix first */
+    lsl_check_pattern(L, 2, &pattern, &n);
+    if (pattern == NET_BYTES) {
+        lua_pushinteger(L, (lua_Integer)n);
+        lua_replace(L, 2);
+    }
     return m_receive(L);
 }
 static int k_send(lua_State *L)
 {
+    size_t len, i, j;
     check_kind(L, LSL_CLIENT);
+    luaL_checklstring(L, 2, &len);
+    lsl_check_range(L, 3, len, &i, &j);
+    /* The range as m_send counts it: 1-based, inclusive. */
+    lua_settop(L, 2);
+    lua_pushinteger(L, (lua_Integer)i + 1);
+    lua_pushinteger(L, (lua_Integer)j);
     return m_send(L);
 }
 static int k_accept(lua_State *L)
