@@ -895,7 +895,7 @@ static int m_getoption(lua_State *L)
 {
     lsl_sock *a = check_sock(L);
     const lsl_option *o = check_option(L, 0);
-    struct linger li;
+    struct linger li = {0, 0};
     int v = 0;
     void *p = &v;
     socklen_t len = sizeof v;
@@ -1113,6 +1113,7 @@ int luaopen_socketloop_asock(lua_State *L)
 
 int lsl_check_pattern(lua_State *L, int arg, int *pattern, size_t *n)
 {
+    *pattern = NET_LINE;
     *n = 0;
     if (lua_isnumber(L, arg)) { /* numeric strings too, as LuaSocket */
         lua_Number v = lua_tonumber(L, arg);
