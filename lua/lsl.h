@@ -67,7 +67,6 @@ typedef struct lsl_loop {
 } lsl_loop;
 
 enum { LSL_RECEIVE, LSL_SEND, LSL_ACCEPT, LSL_CONNECT, LSL_SLEEP };
-enum { LSL_MASTER, LSL_CLIENT, LSL_SERVER }; /* LuaSocket's classes */
 
 /* A socket call in progress. */
 struct lsl_op {
@@ -86,15 +85,28 @@ struct lsl_op {
     int port, lport;    /* connect: ports */
 };
 
+/* LuaSocket's classes of TCP object, lsl_sock.kind.  A master is made
+ * by loop:socket() or wraps a LuaSocket master; bind and connect are
+ * its methods, listen makes it a server, connect a client. */
+enum { LSL_CLIENT, LSL_SERVER, LSL_MASTER };
+
 /* An async socket (userdata "socketloop.asocket"). */
 typedef struct lsl_sock {
-    net_sock *s;     /* its socket, or NULL: none yet (a master) or closed */
+    /* A master's descriptor (NULL before bind or connect, as LuaSocket's
+     * socket.tcp() has none); for clients and servers NULL once closed. */
+    net_sock *s;
     lsl_loop *lp;    /* its loop */
-    int kind;        /* LSL_MASTER, LSL_CLIENT or LSL_SERVER */
-    int closed;      /* close was called */
+    int kind;        /* LSL_CLIENT, LSL_SERVER or LSL_MASTER */
+    int family;      /* AF_INET/AF_INET6 once known, else AF_UNSPEC */
+    unsigned epoch;  /* bumped by close: a connect begun before it must
+                        not land on the socket */
     double tm_block; /* settimeout 'b', seconds, < 0 none */
     double tm_total; /* settimeout 't', seconds, < 0 none */
-    lsl_op op[2];    /* read side and write side */
+    /* getstats: added to the net layer's counters (setstats moves them);
+     * they hold the whole counts once the descriptor is gone. */
+    double st_in, st_out;
+    int64_t born; /* gt_now() at birth, as getstats' age counts */
+    lsl_op op[2]; /* read side and write side */
 } lsl_sock;
 
 /* lcore.c */
@@ -124,7 +136,17 @@ int lsl_sleep(lua_State *L);
 void lsl_park(lsl_loop *lp);
 /* Takes o out of its loop's ready queue (its socket is going away). */
 void lsl_unqueue(lsl_op *o);
+/* Reads receive's pattern at arg as LuaSocket does: a number, or a
+ * numeric string ("3", " 3", "0x2", "2.5": truncated), counts bytes
+ * (*pattern NET_BYTES, *n); else a string starting "*l" (NET_LINE) or
+ * "*a" (NET_ALL), nil meaning "*l".  Anything else raises LuaSocket's
+ * error.  LuaSocket checks the prefix before the pattern.  Returns 0. */
 int lsl_check_pattern(lua_State *L, int arg, int *pattern, size_t *n);
+/* Reads send's i, j at arg, arg + 1 for a string of len bytes as
+ * LuaSocket does (numbers or numeric strings, truncated; negative from
+ * the end; clamped): the bytes to send are [*i, *j), 0-based, *j >= *i,
+ * and lastIndex starts at *i.  Returns 0. */
+int lsl_check_range(lua_State *L, int arg, size_t len, size_t *i, size_t *j);
 
 /* The module's only exported symbol. */
 __attribute__((visibility("default"))) int

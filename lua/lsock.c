@@ -20,6 +20,8 @@ static lsl_sock *check_sock(lua_State *L)
     return luaL_checkudata(L, 1, LSL_SOCK);
 }
 
+static lsl_sock *check_kind(lua_State *L, int kind);
+
 static int64_t ms(double seconds)
 {
     return (int64_t)(seconds * 1000 + 0.5);
@@ -273,11 +275,12 @@ static lsl_op *take_op(lua_State *L, lsl_sock *a, int dir, int kind)
 
 static int m_receive(lua_State *L)
 {
-    lsl_sock *a = check_sock(L);
+    lsl_sock *a = check_kind(L, LSL_CLIENT);
     int pattern;
     size_t n, plen = 0;
-    lsl_check_pattern(L, 2, &pattern, &n);
+    /* LuaSocket reads the prefix first, then the pattern. */
     const char *prefix = luaL_optlstring(L, 3, "", &plen);
+    lsl_check_pattern(L, 2, &pattern, &n);
     /* As LuaSocket: a count the prefix already covers returns it without
      * reading, even on a closed socket; a closed one fails otherwise. */
     if (pattern == NET_BYTES && plen && n <= plen) {
@@ -313,33 +316,31 @@ static int m_receive(lua_State *L)
 
 static int m_send(lua_State *L)
 {
-    lsl_sock *a = check_sock(L);
-    size_t len;
+    lsl_sock *a = check_kind(L, LSL_CLIENT);
+    size_t len, i, j;
     const char *data = luaL_checklstring(L, 2, &len);
-    lua_Integer i = (lua_Integer)luaL_optnumber(L, 3, 1);
-    lua_Integer j = (lua_Integer)luaL_optnumber(L, 4, -1);
-    /* Normalised as string.sub does. */
-    if (i < 0) i = (lua_Integer)len + i + 1;
-    if (i < 1) i = 1;
-    if (j < 0) j = (lua_Integer)len + j + 1;
-    if (j > (lua_Integer)len) j = (lua_Integer)len;
+    lsl_check_range(L, 3, len, &i, &j);
+    if (i == j) { /* nothing to send: LuaSocket does not look further */
+        lua_pushinteger(L, (lua_Integer)i);
+        return 1;
+    }
     if (!a->s) {
         lsl_push_error(L, NET_ECLOSED);
-        lua_pushinteger(L, i - 1);
+        lua_pushinteger(L, (lua_Integer)i);
         return 3;
     }
     lsl_op *o = take_op(L, a, 1, LSL_SEND);
     if (!o) return 2;
-    o->first = (size_t)(i - 1);
+    o->first = i;
     o->op.kind = NET_OP_SEND;
-    o->op.data = data + o->first;
-    o->op.n = j < i ? 0 : (size_t)(j - i + 1);
+    o->op.data = data + i;
+    o->op.n = j - i;
     return run_op(L, o, 2);
 }
 
 static int m_accept(lua_State *L)
 {
-    lsl_sock *a = check_sock(L);
+    lsl_sock *a = check_kind(L, LSL_SERVER);
     if (!a->s) return lsl_push_error(L, NET_ECLOSED);
     lsl_op *o = take_op(L, a, 0, LSL_ACCEPT);
     if (!o) return 2;
@@ -347,34 +348,50 @@ static int m_accept(lua_State *L)
     return run_op(L, o, 0);
 }
 
-/* Runs the connect on a green thread of its own, which holds no Lua
- * frames (names resolve off the loop thread, and a green thread waits
- * for them), and resumes the coroutine when it is done. */
+/* The connect itself, on a green thread (names resolve off the loop
+ * thread, and a green thread waits for them): a master with a descriptor
+ * connects that one, with the options set on it; one without gets a new
+ * descriptor.  A close meanwhile wins. */
+static int do_connect(lsl_op *o)
+{
+    lsl_sock *a = o->a;
+    unsigned epoch = a->epoch;
+    net_sock *s = a->s;
+    if (s && o->lhost) return -EISCONN; /* it has a local end: use bind */
+    if (s) return net_connect_sock(s, o->host, o->port, o->op.deadline);
+    int rc =
+        net_connect(&s, o->host, o->port, o->lhost, o->lport, o->op.deadline);
+    if (rc < 0) return rc;
+    if (a->epoch != epoch || a->s) {
+        net_close(s);
+        return NET_ECLOSED;
+    }
+    a->s = s;
+    a->family = AF_UNSPEC;
+    net_addr ad;
+    if (net_local_addr(s, &ad) == 0) a->family = ad.family;
+    return 0;
+}
+
 static void connect_thread(void *p)
 {
     lsl_op *o = p;
-    net_sock *s = NULL;
-    int rc =
-        net_connect(&s, o->host, o->port, o->lhost, o->lport, o->op.deadline);
-    if (rc == 0 && !o->a->s && !o->a->closed)
-        o->a->s = s;
-    else if (rc == 0)
-        net_close(s), rc = NET_ECLOSED; /* closed meanwhile */
-    o->op.rc = rc;
+    o->op.rc = do_connect(o);
     enqueue(o);
 }
 
-/* asocket:connect(host, port [, lhost [, lport]]) -> asocket | nil, err,
- * on an asocket made by loop:socket(); its 't' or 'b' timeout bounds the
- * whole connect. */
+/* asocket:connect(host, port [, lhost [, lport]]) -> the socket (now a
+ * client) | nil, err.  As in LuaSocket any class may call it (the kernel
+ * answers for a socket connected already), and the socket becomes a
+ * client whatever the outcome.  Its 't' or 'b' timeout bounds the whole
+ * connect. */
 static int m_connect(lua_State *L)
 {
-    lsl_sock *a = check_sock(L);
+    lsl_sock *a = check_sock(L); /* any class, as in LuaSocket */
     const char *host = luaL_checkstring(L, 2);
     int port = (int)luaL_checkinteger(L, 3);
     const char *lhost = luaL_optstring(L, 4, NULL);
     int lport = (int)luaL_optinteger(L, 5, 0);
-    if (a->s) return lsl_push_error(L, -EISCONN);
     lsl_op *o = take_op(L, a, 1, LSL_CONNECT);
     if (!o) return 2;
     o->active = 1;
@@ -383,12 +400,15 @@ static int m_connect(lua_State *L)
         int64_t d = gt_now() + o->op.idle;
         if (o->op.deadline < 0 || d < o->op.deadline) o->op.deadline = d;
     }
+    if (o->op.deadline == 0) o->op.deadline = gt_now(); /* timeout 0 */
     o->port = port;
     o->lport = lport;
     lua_pushvalue(L, 1);
     o->data_ref = luaL_ref(L, LUA_REGISTRYINDEX);
     o->host = strdup(host);
     o->lhost = lhost ? strdup(lhost) : NULL;
+    int kind = a->kind;
+    a->kind = LSL_CLIENT;
     if (!o->host || (lhost && !o->lhost)) {
         o->op.rc = -ENOMEM;
         return push_results(L, o);
@@ -404,28 +424,24 @@ static int m_connect(lua_State *L)
         return lsl_yield_op(L);
     }
     if (LSL_CAN_PARK && gt_self()) {
-        net_sock *s = NULL;
         lua_State *me = lsl_top();
         lsl_park(a->lp);
-        o->op.rc = net_connect(&s, host, port, lhost, lport, o->op.deadline);
+        o->op.rc = do_connect(o);
         lsl_set_top(me);
-        if (!o->op.rc && !a->s && !a->closed)
-            a->s = s;
-        else if (!o->op.rc)
-            net_close(s), o->op.rc = NET_ECLOSED; /* closed meanwhile */
         return push_results(L, o);
     }
+    a->kind = kind;
     release(L, o);
     return lsl_cannot_block(L, "connect");
 }
 
-/* asocket:setmaxline(bytes) -> 1 | nil, err: the longest line '*l'
+/* client:setmaxline(bytes) -> 1 | nil, err: the longest line '*l'
  * takes (1 MiB by default).  A longer one fails with 'line too long' and
  * the limit's worth as the partial result; the rest of it is dropped, and
  * the next receive starts at the next line. */
 static int m_setmaxline(lua_State *L)
 {
-    lsl_sock *a = check_sock(L);
+    lsl_sock *a = check_kind(L, LSL_CLIENT);
     lua_Number n = luaL_checknumber(L, 2);
     luaL_argcheck(L, n >= 1, 2, "positive size expected");
     if (!a->s) return lsl_push_error(L, NET_ECLOSED);
@@ -459,18 +475,199 @@ int lsl_socket(lua_State *L)
     return 1;
 }
 
-static int m_close(lua_State *L)
+/* The rest of the file: LuaSocket's classes, bind, listen, setfd, options
+ * and the other methods that never wait. */
+#include <limits.h>
+#include <netdb.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <unistd.h>
+
+static const char *const kind_names[] = {"tcp{client}", "tcp{server}",
+                                         "tcp{master}"};
+
+/* Raises LuaSocket's error for a method called on the wrong class. */
+static lsl_sock *check_kind(lua_State *L, int kind)
 {
     lsl_sock *a = check_sock(L);
-    net_sock *s = a->s;
-    a->s = NULL;
-    a->closed = 1;
-    /* Waiters wake with 'closed': yielded ones join the ready queue now,
-     * parked threads run when their turn comes; the descriptor closes
-     * after the last has left. */
-    if (s) net_close(s);
+    if (a->kind != kind)
+        luaL_argerror(L, 1,
+                      lua_pushfstring(L, "%s expected", kind_names[kind]));
+    return a;
+}
+
+/* LuaSocket's text for an errno: a few fixed words that callers match,
+ * else the system's. */
+static const char *sock_strerror(int err)
+{
+    switch (err) {
+    case EADDRINUSE: return "address already in use";
+    case EISCONN: return "already connected";
+    case EACCES: return "permission denied";
+    case ECONNREFUSED: return "connection refused";
+    case ECONNABORTED:
+    case ECONNRESET: return "closed";
+    case ETIMEDOUT: return "timeout";
+    default: return strerror(err);
+    }
+}
+
+static int push_errno(lua_State *L, int err)
+{
+    lua_pushnil(L);
+    lua_pushstring(L, sock_strerror(err));
+    return 2;
+}
+
+/* LuaSocket's text for a getaddrinfo failure. */
+static const char *gai_text(int rc)
+{
+    switch (rc) {
+    case EAI_AGAIN: return "temporary failure in name resolution";
+    case EAI_BADFLAGS: return "invalid value for ai_flags";
+    case EAI_FAIL: return "non-recoverable failure in name resolution";
+    case EAI_FAMILY: return "ai_family not supported";
+    case EAI_MEMORY: return "memory allocation failure";
+    case EAI_NONAME: return "host or service not provided, or not known";
+    case EAI_OVERFLOW: return "argument buffer overflow";
+    case EAI_SERVICE: return "service not supported for socket type";
+    case EAI_SOCKTYPE: return "ai_socktype not supported";
+    case EAI_SYSTEM: return strerror(errno);
+    default: return gai_strerror(rc);
+    }
+}
+
+static int push_ok(lua_State *L)
+{
     lua_pushinteger(L, 1);
     return 1;
+}
+
+/* The socket loses its descriptor (closed, or given away): it keeps its
+ * family and its counters, as LuaSocket's object does. */
+static void forget(lsl_sock *a, int keep_fd)
+{
+    net_sock *s = a->s;
+    uint64_t in = 0, out = 0;
+    net_addr ad;
+    if (!s) return;
+    net_stats(s, &in, &out, NULL);
+    a->st_in += (double)in;
+    a->st_out += (double)out;
+    if (a->family == AF_UNSPEC && net_local_addr(s, &ad) == 0)
+        a->family = ad.family;
+    a->s = NULL; /* before the waiters wake, so they see it closed */
+    a->epoch++;
+    if (keep_fd)
+        net_release(s); /* wakes waiters with 'closed'; keeps the fd open */
+    else
+        net_close(s);
+}
+
+/* Takes s as the socket's descriptor. */
+static void adopt(lsl_sock *a, net_sock *s)
+{
+    net_addr ad;
+    a->s = s;
+    if (net_local_addr(s, &ad) == 0) a->family = ad.family;
+}
+
+static int m_close(lua_State *L)
+{
+    /* Waiters wake with 'closed': watches fire now, parked threads when
+     * they run; the descriptor closes after the last has left.  A master
+     * stays a master without a descriptor, a client a client. */
+    forget(check_sock(L), 0);
+    return push_ok(L);
+}
+
+/* master:bind(address, port) -> 1 | nil, err.  The port goes to the
+ * resolver as text, so service names work and an out-of-range number
+ * fails as in LuaSocket; '*' is every address.  A master without a
+ * descriptor, or with one of another family, gets one of the family
+ * of the first address that resolves.  Names are resolved here, on the
+ * loop's thread, as LuaSocket does: servers should bind numeric
+ * addresses. */
+static int m_bind(lua_State *L)
+{
+    lsl_sock *a = check_kind(L, LSL_MASTER);
+    const char *host = luaL_checkstring(L, 2);
+    const char *port = luaL_checkstring(L, 3);
+    struct addrinfo hints, *res = NULL, *ai;
+    memset(&hints, 0, sizeof hints);
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_family = a->family;
+    hints.ai_flags = AI_PASSIVE;
+    if (!strcmp(host, "*")) host = NULL;
+    int rc = getaddrinfo(host, port, &hints, &res);
+    if (rc) {
+        lua_pushnil(L);
+        lua_pushstring(L, gai_text(rc));
+        return 2;
+    }
+    int err = 0, family = a->s ? a->family : AF_UNSPEC;
+    for (ai = res; ai; ai = ai->ai_next) {
+        if (!a->s || family != ai->ai_family) {
+            forget(a, 0);
+            int fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC,
+                            ai->ai_protocol);
+            if (fd < 0) {
+                err = errno;
+                continue;
+            }
+            if (ai->ai_family == AF_INET6) { /* as LuaSocket's tcp6() */
+                int yes = 1;
+                setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &yes, sizeof yes);
+            }
+            net_sock *s;
+            if ((rc = net_wrap(&s, fd)) < 0) {
+                close(fd);
+                freeaddrinfo(res);
+                return lsl_push_error(L, rc);
+            }
+            a->s = s;
+            family = ai->ai_family;
+        }
+        if (bind(net_fd(a->s), ai->ai_addr, ai->ai_addrlen) == 0) {
+            err = 0;
+            a->family = family;
+            break;
+        }
+        err = errno;
+    }
+    freeaddrinfo(res);
+    if (err) return push_errno(L, err);
+    return push_ok(L);
+}
+
+/* master:listen([backlog = 32]) -> 1 | nil, err: it becomes a server. */
+static int m_listen(lua_State *L)
+{
+    lsl_sock *a = check_kind(L, LSL_MASTER);
+    int backlog = (int)luaL_optnumber(L, 2, 32);
+    if (!a->s) return push_errno(L, EBADF);
+    if (listen(net_fd(a->s), backlog) < 0) return push_errno(L, errno);
+    a->kind = LSL_SERVER;
+    return push_ok(L);
+}
+
+/* sock:setfd(fd): takes the descriptor fd over, giving up the one it had
+ * without closing it (LuaSec's ssl.wrap takes a socket over this way;
+ * setfd(-1) leaves the socket without one).  Unlike LuaSocket, which
+ * takes any number, a descriptor that is no stream socket gives nil, err
+ * and leaves the socket without one. */
+static int m_setfd(lua_State *L)
+{
+    lsl_sock *a = check_sock(L);
+    int fd = (int)luaL_checknumber(L, 2);
+    if (a->s && fd == net_fd(a->s)) return 0;
+    forget(a, 1);
+    if (fd < 0) return 0;
+    net_sock *s;
+    int rc = net_wrap(&s, fd);
+    if (rc < 0) return lsl_push_error(L, rc);
+    adopt(a, s);
+    return 0;
 }
 
 static int m_settimeout(lua_State *L)
@@ -484,8 +681,7 @@ static int m_settimeout(lua_State *L)
         a->tm_total = t;
     else
         return luaL_argerror(L, 3, "invalid timeout mode");
-    lua_pushinteger(L, 1);
-    return 1;
+    return push_ok(L);
 }
 
 static int m_gettimeout(lua_State *L)
@@ -496,27 +692,30 @@ static int m_gettimeout(lua_State *L)
     return 2;
 }
 
+/* client:shutdown([how]) -> 1: LuaSocket ignores what the system says. */
 static int m_shutdown(lua_State *L)
 {
     static const char *const names[] = {"both", "send", "receive", NULL};
     static const int hows[] = {SHUT_RDWR, SHUT_WR, SHUT_RD};
-    lsl_sock *a = check_sock(L);
+    lsl_sock *a = check_kind(L, LSL_CLIENT);
     int how = hows[luaL_checkoption(L, 2, "both", names)];
-    if (!a->s) return lsl_push_error(L, NET_ECLOSED);
-    int rc = net_shutdown(a->s, how);
-    if (rc < 0) return lsl_push_error(L, rc);
-    lua_pushinteger(L, 1);
-    return 1;
+    if (a->s) (void)net_shutdown(a->s, how);
+    return push_ok(L);
 }
 
+/* ip, port, family.  LuaSocket gives getsockname's port as text and
+ * getpeername's as a number; so do these. */
 static int push_addr(lua_State *L, lsl_sock *a, int peer)
 {
     net_addr ad;
-    if (!a->s) return lsl_push_error(L, NET_ECLOSED);
+    if (!a->s) return push_errno(L, EBADF);
     int rc = peer ? net_peer_addr(a->s, &ad) : net_local_addr(a->s, &ad);
-    if (rc < 0) return lsl_push_error(L, rc);
+    if (rc < 0) return push_errno(L, -rc);
     lua_pushstring(L, ad.host);
-    lua_pushinteger(L, ad.port);
+    if (peer)
+        lua_pushinteger(L, ad.port);
+    else
+        lua_pushfstring(L, "%d", ad.port);
     lua_pushstring(L, ad.family == AF_INET6 ? "inet6" : "inet");
     return 3;
 }
@@ -530,95 +729,137 @@ static int m_getsockname(lua_State *L)
     return push_addr(L, check_sock(L), 0);
 }
 
+/* 'inet6', else 'inet4' (also while the family is unknown). */
 static int m_getfamily(lua_State *L)
 {
     lsl_sock *a = check_sock(L);
     net_addr ad;
-    if (!a->s || net_local_addr(a->s, &ad) < 0)
-        return lsl_push_error(L, NET_ECLOSED);
-    lua_pushstring(L, ad.family == AF_INET6 ? "inet6" : "inet4");
+    int family = a->family;
+    if (a->s && net_local_addr(a->s, &ad) == 0) family = ad.family;
+    lua_pushstring(L, family == AF_INET6 ? "inet6" : "inet4");
     return 1;
 }
 
-/* LuaSocket's option names. */
-static int option(const char *name, int *level, int *opt)
+/* LuaSocket's TCP options, with how each is set and read. */
+enum { OPT_BOOL, OPT_INT, OPT_LINGER, OPT_ERROR };
+typedef struct lsl_option {
+    const char *name;
+    int level, opt, type;
+    int set, get; /* which of setoption and getoption know it */
+} lsl_option;
+
+static const lsl_option options[] = {
+    {"keepalive", SOL_SOCKET, SO_KEEPALIVE, OPT_BOOL, 1, 1},
+    {"reuseaddr", SOL_SOCKET, SO_REUSEADDR, OPT_BOOL, 1, 1},
+    {"reuseport", SOL_SOCKET, SO_REUSEPORT, OPT_BOOL, 1, 1},
+    {"tcp-nodelay", IPPROTO_TCP, TCP_NODELAY, OPT_BOOL, 1, 1},
+    {"tcp-keepidle", IPPROTO_TCP, TCP_KEEPIDLE, OPT_INT, 1, 1},
+    {"tcp-keepcnt", IPPROTO_TCP, TCP_KEEPCNT, OPT_INT, 1, 1},
+    {"tcp-keepintvl", IPPROTO_TCP, TCP_KEEPINTVL, OPT_INT, 1, 1},
+    {"tcp-defer-accept", IPPROTO_TCP, TCP_DEFER_ACCEPT, OPT_INT, 1, 0},
+    {"tcp-fastopen", IPPROTO_TCP, TCP_FASTOPEN, OPT_INT, 1, 0},
+#ifdef TCP_FASTOPEN_CONNECT
+    {"tcp-fastopen-connect", IPPROTO_TCP, TCP_FASTOPEN_CONNECT, OPT_INT, 1, 0},
+#endif
+    {"ipv6-v6only", IPPROTO_IPV6, IPV6_V6ONLY, OPT_BOOL, 1, 0},
+    {"recv-buffer-size", SOL_SOCKET, SO_RCVBUF, OPT_INT, 1, 1},
+    {"send-buffer-size", SOL_SOCKET, SO_SNDBUF, OPT_INT, 1, 1},
+    {"linger", SOL_SOCKET, SO_LINGER, OPT_LINGER, 1, 1},
+    {"error", SOL_SOCKET, SO_ERROR, OPT_ERROR, 0, 1},
+};
+
+/* The option named at argument 2, or LuaSocket's error. */
+static const lsl_option *check_option(lua_State *L, int set)
 {
-    static const struct {
-        const char *name;
-        int level, opt;
-    } t[] = {{"keepalive", SOL_SOCKET, SO_KEEPALIVE},
-             {"reuseaddr", SOL_SOCKET, SO_REUSEADDR},
-             {"reuseport", SOL_SOCKET, SO_REUSEPORT},
-             {"tcp-nodelay", IPPROTO_TCP, TCP_NODELAY},
-             {"recv-buffer-size", SOL_SOCKET, SO_RCVBUF},
-             {"send-buffer-size", SOL_SOCKET, SO_SNDBUF},
-             {"linger", SOL_SOCKET, SO_LINGER},
-             {"error", SOL_SOCKET, SO_ERROR}};
-    for (size_t i = 0; i < sizeof t / sizeof t[0]; i++)
-        if (!strcmp(name, t[i].name)) {
-            *level = t[i].level;
-            *opt = t[i].opt;
-            return 0;
-        }
-    return -1;
+    const char *name = luaL_checkstring(L, 2);
+    for (size_t i = 0; i < sizeof options / sizeof options[0]; i++)
+        if (!strcmp(name, options[i].name) &&
+            (set ? options[i].set : options[i].get))
+            return &options[i];
+    char shown[36]; /* LuaSocket shows at most 35 characters of it */
+    snprintf(shown, sizeof shown, "%s", name);
+    luaL_argerror(L, 2, lua_pushfstring(L, "unsupported option `%s'", shown));
+    return NULL;
 }
 
+static int type_error(lua_State *L, int arg, const char *expected)
+{
+    return luaL_argerror(L, arg,
+                         lua_pushfstring(L, "%s expected, got %s", expected,
+                                         luaL_typename(L, arg)));
+}
+
+/* sock:setoption(name, value) -> 1 | nil, 'setsockopt failed'.  Values
+ * are checked as LuaSocket checks them, before the descriptor is: a
+ * socket without one (a socket.tcp() master, a closed socket) fails. */
 static int m_setoption(lua_State *L)
 {
     lsl_sock *a = check_sock(L);
-    const char *name = luaL_checkstring(L, 2);
-    int level, opt, rc;
-    if (option(name, &level, &opt) < 0 || opt == SO_ERROR)
-        return luaL_argerror(L, 2, "unsupported option");
-    if (!a->s) return lsl_push_error(L, NET_ECLOSED);
-    if (opt == SO_LINGER) {
-        struct linger li = {0, 0};
-        luaL_checktype(L, 3, LUA_TTABLE);
-        lua_getfield(L, 3, "on");
-        lua_getfield(L, 3, "timeout");
-        li.l_onoff = lua_toboolean(L, -2);
-        li.l_linger = (int)lua_tointeger(L, -1);
-        rc = setsockopt(net_fd(a->s), level, opt, &li, sizeof li);
+    const lsl_option *o = check_option(L, 1);
+    struct linger li = {0, 0};
+    int v = 0, rc;
+    const void *p = &v;
+    socklen_t len = sizeof v;
+    if (o->type == OPT_BOOL) {
+        if (!lua_isboolean(L, 3)) return type_error(L, 3, "boolean");
+        v = lua_toboolean(L, 3);
+    } else if (o->type == OPT_INT) {
+        v = (int)lua_tonumber(L, 3); /* anything else is 0, as there */
     } else {
-        int v = lua_isboolean(L, 3) ? lua_toboolean(L, 3)
-                                    : (int)luaL_checkinteger(L, 3);
-        rc = setsockopt(net_fd(a->s), level, opt, &v, sizeof v);
+        if (!lua_istable(L, 3)) return type_error(L, 3, "table");
+        lua_getfield(L, 3, "on");
+        if (!lua_isboolean(L, -1))
+            return luaL_argerror(L, 3, "boolean 'on' field expected");
+        lua_getfield(L, 3, "timeout");
+        if (!lua_isnumber(L, -1))
+            return luaL_argerror(L, 3, "number 'timeout' field expected");
+        li.l_onoff = lua_toboolean(L, -2);
+        li.l_linger = (int)lua_tonumber(L, -1);
+        p = &li;
+        len = sizeof li;
     }
-    if (rc < 0) return lsl_push_error(L, -errno);
-    lua_pushinteger(L, 1);
-    return 1;
+    rc = a->s ? setsockopt(net_fd(a->s), o->level, o->opt, p, len) : -1;
+    if (rc < 0) {
+        lua_pushnil(L);
+        lua_pushstring(L, "setsockopt failed");
+        return 2;
+    }
+    return push_ok(L);
 }
 
+/* sock:getoption(name) -> value | nil, 'getsockopt failed'.  'error'
+ * gives the pending error's text and takes it, or nil if there is none,
+ * as LuaSocket does. */
 static int m_getoption(lua_State *L)
 {
     lsl_sock *a = check_sock(L);
-    const char *name = luaL_checkstring(L, 2);
-    int level, opt;
-    if (option(name, &level, &opt) < 0)
-        return luaL_argerror(L, 2, "unsupported option");
-    if (!a->s) return lsl_push_error(L, NET_ECLOSED);
-    if (opt == SO_LINGER) {
-        struct linger li;
-        socklen_t len = sizeof li;
-        if (getsockopt(net_fd(a->s), level, opt, &li, &len) < 0)
-            return lsl_push_error(L, -errno);
+    const lsl_option *o = check_option(L, 0);
+    struct linger li = {0, 0};
+    int v = 0;
+    void *p = &v;
+    socklen_t len = sizeof v;
+    if (o->type == OPT_LINGER) p = &li, len = sizeof li;
+    if (!a->s || getsockopt(net_fd(a->s), o->level, o->opt, p, &len) < 0) {
+        lua_pushnil(L);
+        lua_pushstring(L, "getsockopt failed");
+        return 2;
+    }
+    switch (o->type) {
+    case OPT_BOOL: lua_pushboolean(L, v); break;
+    case OPT_INT: lua_pushinteger(L, v); break;
+    case OPT_ERROR:
+        if (v)
+            lua_pushstring(L, sock_strerror(v));
+        else
+            lua_pushnil(L);
+        break;
+    default:
         lua_createtable(L, 0, 2);
         lua_pushboolean(L, li.l_onoff);
         lua_setfield(L, -2, "on");
         lua_pushinteger(L, li.l_linger);
         lua_setfield(L, -2, "timeout");
-        return 1;
     }
-    int v;
-    socklen_t len = sizeof v;
-    if (getsockopt(net_fd(a->s), level, opt, &v, &len) < 0)
-        return lsl_push_error(L, -errno);
-    if (opt == SO_ERROR)
-        lua_pushstring(L, v ? lsl_errstr(-v) : "");
-    else if (opt == SO_RCVBUF || opt == SO_SNDBUF)
-        lua_pushinteger(L, v);
-    else
-        lua_pushboolean(L, v);
     return 1;
 }
 
@@ -636,28 +877,40 @@ static int m_dirty(lua_State *L)
     return 1;
 }
 
+static void raw_stats(lsl_sock *a, double *in, double *out)
+{
+    uint64_t i = 0, o = 0;
+    if (a->s) net_stats(a->s, &i, &o, NULL);
+    *in = (double)i;
+    *out = (double)o;
+}
+
+/* client:getstats() -> received, sent, age in seconds. */
 static int m_getstats(lua_State *L)
 {
-    lsl_sock *a = check_sock(L);
-    uint64_t in = 0, out = 0;
-    int64_t age = 0;
-    if (a->s) net_stats(a->s, &in, &out, &age);
-    lua_pushnumber(L, (lua_Number)in);
-    lua_pushnumber(L, (lua_Number)out);
-    lua_pushnumber(L, (lua_Number)age / 1000);
+    lsl_sock *a = check_kind(L, LSL_CLIENT);
+    double in, out;
+    raw_stats(a, &in, &out);
+    lua_pushnumber(L, a->st_in + in);
+    lua_pushnumber(L, a->st_out + out);
+    lua_pushnumber(L, (lua_Number)(gt_now() - a->born) / 1000);
     return 3;
 }
 
+/* client:setstats([received [, sent [, age]]]) -> 1; what is left out
+ * stays, as in LuaSocket. */
 static int m_setstats(lua_State *L)
 {
-    lsl_sock *a = check_sock(L);
-    lua_Number in = luaL_checknumber(L, 2), out = luaL_checknumber(L, 3);
-    lua_Number age = luaL_checknumber(L, 4);
-    if (!a->s) return lsl_push_error(L, NET_ECLOSED);
-    int rc = net_set_stats(a->s, (uint64_t)in, (uint64_t)out, ms(age));
-    if (rc < 0) return lsl_push_error(L, rc);
-    lua_pushinteger(L, 1);
-    return 1;
+    lsl_sock *a = check_kind(L, LSL_CLIENT);
+    double in, out;
+    raw_stats(a, &in, &out);
+    /* Whole numbers, as LuaSocket keeps them. */
+    double r = (double)(int64_t)luaL_optnumber(L, 2, a->st_in + in);
+    double s = (double)(int64_t)luaL_optnumber(L, 3, a->st_out + out);
+    a->st_in = r - in;
+    a->st_out = s - out;
+    if (lua_isnumber(L, 4)) a->born = gt_now() - ms(lua_tonumber(L, 4));
+    return push_ok(L);
 }
 
 /* Runs when nothing refers to the socket any more: no coroutine waits on
@@ -682,19 +935,34 @@ static int m_gc(lua_State *L)
 static int m_tostring(lua_State *L)
 {
     lsl_sock *a = check_sock(L);
-    static const char *const names[] = {"master", "client", "server"};
-    lua_pushfstring(L, "tcp{%s}: %p", names[a->kind], (void *)a);
+    lua_pushfstring(L, "%s: %p", kind_names[a->kind], (void *)a);
+    return 1;
+}
+
+/* For socketloop.lua only: class(sock [, 'client'|'server'|'master'])
+ * -> LuaSocket's class name, after setting it if asked (a connect makes
+ * a client even when it fails, as in LuaSocket). */
+static int p_class(lua_State *L)
+{
+    static const char *const names[] = {"client", "server", "master", NULL};
+    lsl_sock *a = check_sock(L);
+    if (!lua_isnoneornil(L, 2)) a->kind = luaL_checkoption(L, 2, NULL, names);
+    lua_pushstring(L, kind_names[a->kind]);
     return 1;
 }
 
 lsl_sock *lsl_push_sock(lua_State *L, lsl_loop *lp, net_sock *s, int kind)
 {
     lsl_sock *a = lua_newuserdata(L, sizeof *a);
+    int64_t age = 0;
     memset(a, 0, sizeof *a);
-    a->s = s;
     a->lp = lp;
     a->kind = kind;
+    a->family = AF_UNSPEC;
     a->tm_block = a->tm_total = -1;
+    if (s) net_stats(s, NULL, NULL, &age);
+    a->born = gt_now() - age;
+    a->s = s;
     for (int dir = 0; dir < 2; dir++) {
         a->op[dir].a = a;
         a->op[dir].data_ref = LUA_NOREF;
@@ -706,11 +974,17 @@ lsl_sock *lsl_push_sock(lua_State *L, lsl_loop *lp, net_sock *s, int kind)
 
 int luaopen_socketloop_asock(lua_State *L)
 {
+    /* LuaSocket's TCP methods, all on every class (as there); those of
+     * one class raise LuaSocket's error on the others. */
     static const luaL_Reg methods[] = {{"receive", m_receive},
                                        {"send", m_send},
                                        {"accept", m_accept},
                                        {"close", m_close},
                                        {"connect", m_connect},
+                                       {"setpeername", m_connect},
+                                       {"bind", m_bind},
+                                       {"setsockname", m_bind},
+                                       {"listen", m_listen},
                                        {"settimeout", m_settimeout},
                                        {"gettimeout", m_gettimeout},
                                        {"shutdown", m_shutdown},
@@ -720,6 +994,7 @@ int luaopen_socketloop_asock(lua_State *L)
                                        {"setoption", m_setoption},
                                        {"getoption", m_getoption},
                                        {"getfd", m_getfd},
+                                       {"setfd", m_setfd},
                                        {"dirty", m_dirty},
                                        {"getstats", m_getstats},
                                        {"setstats", m_setstats},
@@ -733,31 +1008,56 @@ int luaopen_socketloop_asock(lua_State *L)
     lua_setfield(L, -2, "__gc");
     lua_pushcfunction(L, m_tostring);
     lua_setfield(L, -2, "__tostring");
+    /* Taken out by socketloop.lua, which builds the class field on it. */
+    lua_createtable(L, 0, 1);
+    lua_pushcfunction(L, p_class);
+    lua_setfield(L, -2, "class");
+    lua_setfield(L, -2, "__lsl");
     lua_pop(L, 1);
     return 0;
 }
 
-/* Reads a receive pattern at arg: '*l' (or nothing), '*a', or a count
- * (a number, or a string that converts to one, as LuaSocket takes it). */
 int lsl_check_pattern(lua_State *L, int arg, int *pattern, size_t *n)
 {
     *pattern = NET_LINE;
     *n = 0;
-    if (lua_isnoneornil(L, arg)) return 0;
-    if (lua_isnumber(L, arg)) {
+    if (lua_isnumber(L, arg)) { /* numeric strings too, as LuaSocket */
         lua_Number v = lua_tonumber(L, arg);
         luaL_argcheck(L, v >= 0, arg, "invalid receive pattern");
         *pattern = NET_BYTES;
-        *n = (size_t)v;
+        *n = v < (lua_Number)SIZE_MAX ? (size_t)v : SIZE_MAX;
         return 0;
     }
-    const char *p = luaL_checkstring(L, arg);
-    if (p[0] == '*') p++; /* LuaSocket 3 takes 'l' and 'a' too */
-    if (p[0] == 'l')
+    const char *p = luaL_optstring(L, arg, "*l");
+    if (p[0] == '*' && p[1] == 'l')
         *pattern = NET_LINE;
-    else if (p[0] == 'a')
+    else if (p[0] == '*' && p[1] == 'a')
         *pattern = NET_ALL;
     else
         luaL_argerror(L, arg, "invalid receive pattern");
+    return 0;
+}
+
+/* A number argument truncated toward zero, as LuaSocket's (long) cast
+ * of luaL_optnumber; huge values are clamped rather than undefined. */
+static long opt_index(lua_State *L, int arg, long def)
+{
+    lua_Number v = luaL_optnumber(L, arg, (lua_Number)def);
+    if (v != v) return 0;
+    if (v >= (lua_Number)LONG_MAX) return LONG_MAX / 2;
+    if (v <= (lua_Number)LONG_MIN) return LONG_MIN / 2;
+    return (long)v;
+}
+
+int lsl_check_range(lua_State *L, int arg, size_t len, size_t *i, size_t *j)
+{
+    long start = opt_index(L, arg, 1), end = opt_index(L, arg + 1, -1);
+    long n = (long)len;
+    if (start < 0) start = n + start + 1;
+    if (end < 0) end = n + end + 1;
+    if (start < 1) start = 1;
+    if (end > n) end = n;
+    *i = (size_t)(start - 1);
+    *j = end >= start ? (size_t)end : *i;
     return 0;
 }

@@ -7,23 +7,18 @@ local unpack = unpack or table.unpack
 
 -- asocket -> the LuaSocket object it was made from (asocket.socket).
 local origin = setmetatable({}, {__mode = 'k'})
--- asocket -> local address to bind before connecting (wrapped masters).
-local bound = setmetatable({}, {__mode = 'k'})
 
 local mt = core.asocket_mt
 local methods = mt.__index
+local class = mt.__lsl.class -- class(sock [, kind]) -> 'tcp{...}'
+mt.__lsl = nil
 mt.__index = function(t, k)
 	local m = methods[k]
 	if m ~= nil then return m end
 	if k == 'socket' then return origin[t] end
+	if k == 'class' then return class(t) end
 end
 
-local c_connect = methods.connect
-function methods:connect(host, port, lhost, lport)
-	local b = bound[self]
-	if b and not lhost then lhost, lport = b[1], b[2] end
-	return c_connect(self, host, port, lhost, lport)
-end
 
 local function new(coro)
 	local L = core.new()
@@ -89,29 +84,35 @@ local function new(coro)
 
 	-- Wraps a LuaSocket TCP object (or returns an asocket as it is).  The
 	-- descriptor moves to the asocket with whatever LuaSocket had read
-	-- ahead; the object stays as asocket.socket, without a descriptor.
+	-- ahead, and so do the class, the timeouts and a client's counters;
+	-- the object stays as asocket.socket, without a descriptor.
 	function loop.wrap(skt)
 		if getmetatable(skt) == mt then return skt end
-		local class = tostring(skt):match'^tcp{(%a+)}'
-		assert(class, 'socketloop.wrap: a LuaSocket TCP object expected')
+		local kind = tostring(skt):match'^tcp{(%a+)}'
+		assert(kind, 'socketloop.wrap: a LuaSocket TCP object expected')
 		local fd = skt:getfd()
-		if class == 'master' then
-			local a = L:socket()
+		local a, err
+		if kind == 'master' or fd < 0 then
+			a = L:socket()
+			class(a, kind)
 			if fd >= 0 then
-				bound[a] = {skt:getsockname()}
-				skt:close()
+				local _
+				_, err = a:setfd(fd)
 			end
-			origin[a] = skt
-			return a
+		else
+			local rest = ''
+			if skt:dirty() then
+				skt:settimeout(0)
+				local data, _, partial = skt:receive(2^30)
+				rest = data or partial or ''
+			end
+			a, err = L:adopt(fd, kind == 'server', rest)
 		end
-		local rest = ''
-		if skt:dirty() then
-			skt:settimeout(0)
-			local data, _, partial = skt:receive(2^30)
-			rest = data or partial or ''
-		end
-		local a, err = L:adopt(fd, class == 'server', rest)
-		if not a then return nil, err end
+		if err ~= nil then return nil, err end
+		local block, total = skt:gettimeout()
+		a:settimeout(block)
+		a:settimeout(total, 't')
+		if kind == 'client' then a:setstats(skt:getstats()) end
 		skt:setfd(-1)
 		origin[a] = skt
 		return a

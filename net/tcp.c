@@ -65,6 +65,32 @@ int net_connect_addr(net_sock *s, const struct sockaddr *addr,
     return (int)net_op_run(&op);
 }
 
+int net_connect_sock(net_sock *s, const char *host, int port, int64_t deadline)
+{
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof ss;
+    struct addrinfo *res;
+    int rc;
+    if (!s || !host || port <= 0 || port > 65535) return -EINVAL;
+    if (net__alien(s)) return GT_EOWNER;
+    if (s->closed) return NET_ECLOSED;
+    if (getsockname(s->w.fd, (struct sockaddr *)&ss, &len) < 0) return -errno;
+    if ((rc = net__resolve(s->L, host, port, NET__PEER, &res, deadline)) < 0)
+        return rc;
+    /* The socket has its family: only addresses of that family can be
+     * tried, each in turn, as net_connect does. */
+    rc = -EAFNOSUPPORT;
+    for (struct addrinfo *ai = res; ai; ai = ai->ai_next) {
+        if (ai->ai_family != ss.ss_family) continue;
+        rc = net_connect_addr(s, ai->ai_addr, ai->ai_addrlen, deadline);
+        if (rc == 0 || rc == -ETIMEDOUT || rc == -ECANCELED ||
+            rc == NET_ECLOSED)
+            break;
+    }
+    freeaddrinfo(res);
+    return rc;
+}
+
 /* One attempt on one address: a non-blocking connect, then a wait for
  * the verdict. */
 static int connect_one(net__loop *L, const struct addrinfo *ai,

@@ -64,6 +64,10 @@ GT_API int net_connect(net_sock **out, const char *host, int port,
  * that options and a local address could be set first) to addr. */
 GT_API int net_connect_addr(net_sock *s, const struct sockaddr *addr,
                             socklen_t addrlen, int64_t deadline);
+/* The same to host:port, resolved as net_connect does; each address of
+ * the socket's own family is tried in turn. */
+GT_API int net_connect_sock(net_sock *s, const char *host, int port,
+                            int64_t deadline);
 
 /* Listens on host:port (host NULL or "*": every IPv4 address; "::": every
  * IPv6 one; port 0: a free port).  SO_REUSEADDR is set. */
