@@ -175,31 +175,39 @@ typedef struct gt__thread {
     char name[32];              /* from gt_attr, NUL-terminated */
 } gt__thread;
 
-/* A stack kept for reuse.  `cold` stacks had their pages returned to the
- * kernel; the most recently freed ones are kept warm. */
+/* A stack kept for reuse. */
 typedef struct gt__pooled {
     char *map;
     unsigned vg_id;
-    int cold;
 #ifdef GT__TSAN
     void *tsan_fiber;
 #endif
 } gt__pooled;
 
-/* The pool entry for t's stack, warm. */
+/* The pool entry for t's stack. */
 static inline gt__pooled gt__pooled_of(const gt__thread *t)
 {
 #ifdef GT__TSAN
-    return (gt__pooled){t->map, t->vg_id, 0, t->ctx.tsan_fiber};
+    return (gt__pooled){t->map, t->vg_id, t->ctx.tsan_fiber};
 #else
-    return (gt__pooled){t->map, t->vg_id, 0};
+    return (gt__pooled){t->map, t->vg_id};
 #endif
 }
 
+/* Freed stacks of the default size, for one guard mode.  The pool keeps
+ * the working set warm and gives the rest back; stack.c explains how. */
 typedef struct gt__pool {
-    gt__pooled *v;   /* LIFO */
+    gt__pooled *v;   /* LIFO: v[0..cold) gave their pages back (oldest
+                        first), v[cold..n) are warm */
     size_t n, cap;   /* entries used and allocated */
+    size_t cold;     /* entries below this index are cold */
     size_t map_size; /* mapping size of the stacks it holds */
+    size_t out;      /* stacks of that size in use */
+    size_t peak;     /* most in use at once in this period */
+    size_t last;     /* the same, in the previous period */
+    size_t want;     /* warm stacks, in use or pooled, to keep */
+    size_t tick;     /* stack returns left in this period */
+    int trim;        /* the loop has stacks to make cold or unmap */
 } gt__pool;
 
 /* A timer that calls fn in the loop, on the loop's own stack, instead of
@@ -277,23 +285,24 @@ gt__thread *gt__find(gt__sched *S, int64_t id);
 void gt__fatal(const char *file, int line, const char *what);
 
 #define GT__TCB_SIZE ((sizeof(gt__thread) + 63) & ~(size_t)63)
-#define GT__HOT                                                                \
-    256 /* pooled stacks kept warm: a burst of short threads                   \
-         * (one per event, say) must not fault pages in */
 
 /* Fast path of gt__stack_get: the newest pooled stack, if still warm. */
 static inline gt__thread *gt__stack_warm(gt__pool *p)
 {
-    if (!p->n || p->v[p->n - 1].cold) return NULL;
+    if (p->n == p->cold) return NULL;
     char *map = p->v[--p->n].map;
+    if (++p->out > p->peak) p->peak = p->out;
     return (gt__thread *)(void *)(map + p->map_size - GT__TCB_SIZE);
 }
 
-/* Fast path of gt__stack_keep: pools a stack while few are pooled. */
+/* Fast path of gt__stack_keep: pools a stack while the array has room and
+ * the period goes on (gt__stack_keep ends periods). */
 static inline int gt__stack_keep_warm(gt__pool *p, gt__thread *t)
 {
-    if (t->map_size != p->map_size || p->n >= GT__HOT || p->n == p->cap)
+    if (t->map_size != p->map_size || p->n == p->cap || !p->tick || !p->out)
         return 0;
+    p->tick--;
+    p->out--;
     p->v[p->n++] = gt__pooled_of(t);
     return 1;
 }
@@ -308,6 +317,9 @@ int gt__stack_get(gt__sched *S, size_t size, int flags, gt__thread **out);
 int gt__stack_keep(gt__sched *S, gt__thread *t);
 void gt__stack_unmap(gt__thread *t);
 void gt__stack_cleanup(gt__sched *S);
+/* Gives pooled stacks beyond the working set back to the kernel, a batch
+ * at a time; the loop calls it between rounds while a pool says trim. */
+void gt__stack_trim(gt__sched *S);
 size_t gt__page_size(void);
 void gt__overflow(gt__thread *t);
 void gt__install_overflow_handler(gt__sched *S);

@@ -1,8 +1,34 @@
 /* Stacks: one mmap each, a guard page below unless GT_NOGUARD (see
- * guard_pages), and the thread's control block at the top.  Freed stacks of the
- * default size are pooled.  The last GT__HOT freed stay warm for the next
- * spawn; older ones give their pages back to the kernel with MADV_DONTNEED, and
- * past GT__POOL_MAX stacks are unmapped. */
+ * guard_pages), and the thread's control block at the top.  Freed stacks of
+ * the default size are pooled, one pool per guard mode.
+ *
+ * The pool's warm set follows the working set.  A server that spawns a
+ * green thread per event takes and returns thousands of stacks a round; a
+ * pool that kept a fixed number warm would give the rest back to the kernel
+ * (MADV_DONTNEED) at every exit and fault them in again at every spawn.  So
+ * each pool measures its working set instead: `out` counts the stacks of its
+ * size in use, `peak` the most that were in use at once during the current
+ * period.  A period is counted in stack returns, not in time, so that an
+ * idle loop does no work for it and the policy is the same on a loaded
+ * machine as on an idle one; it lasts twice the working set it last
+ * measured (at least GT__PERIOD_MIN returns), long enough to span a whole
+ * round of the workload that set it.  When a period ends, the working set W
+ * is the larger of its peak and the previous period's, and the pool keeps
+ * want = W + W/8 stacks warm, in use or pooled, and at least GT__WARM_MIN.
+ * Taking the two periods' peak is the hysteresis: memory goes back only
+ * after the working set has stayed below its old size for a full period.
+ * The eighth of slack keeps a set that varies a little from round to round
+ * from being trimmed and faulted back in turn.
+ *
+ * Spawn and exit only count (O(1), no system call, no allocation except
+ * when the pool's array grows to a new working set); the end of a period is
+ * O(1) too and only raises `trim`.  The loop then calls gt__stack_trim
+ * between rounds, which gives back at most GT__TRIM_BATCH stacks per call:
+ * pooled stacks beyond max(GT__POOL_MAX, want) are unmapped, oldest first,
+ * and the oldest warm ones beyond want are made cold with MADV_DONTNEED.
+ * Warm stacks sit above cold ones in the LIFO array, so "cold" is an index
+ * and a spawn pops the most recently used stack, whose pages are the most
+ * likely to be in the cache. */
 #include "prefix.h"
 #include "internal.h"
 
@@ -20,7 +46,10 @@
 #include <sanitizer/asan_interface.h>
 #endif
 
-#define GT__POOL_MAX 4096
+#define GT__POOL_MAX 4096   /* stacks pooled at least, warm or cold */
+#define GT__WARM_MIN 256    /* stacks kept warm whatever the working set */
+#define GT__PERIOD_MIN 1024 /* stack returns in the shortest period */
+#define GT__TRIM_BATCH 256  /* stacks given back per call of the trim */
 
 /* Threads may race to fill in these two; each writes the same value,
  * and relaxed atomics make that race well defined at no cost. */
@@ -137,19 +166,31 @@ static gt__thread *setup(const gt__pooled *id, size_t map_size, size_t guard,
     return t;
 }
 
+/* A stack of the pool's size was taken. */
+static void taken(gt__pool *pool)
+{
+    if (++pool->out > pool->peak) pool->peak = pool->out;
+}
+
 int gt__stack_get(gt__sched *S, size_t size, int flags, gt__thread **out)
 {
     gt__pool *pool = &S->pool[flags];
     size_t map_size = map_size_of(size, flags);
     size_t guard = map_size - size;
 
-    if (size == S->stack_size && pool->n) {
-        /* A warm stack still has its control block and canary intact:
-         * the canary was checked when its last thread switched away. */
-        gt__pooled *p = &pool->v[--pool->n];
-        *out = p->cold ? setup(p, map_size, guard, flags)
-                       : tcb_of(p->map, map_size);
-        return 0;
+    if (map_size == pool->map_size) {
+        if (pool->n) {
+            /* A warm stack still has its control block and canary
+             * intact: the canary was checked when its last thread
+             * switched away. */
+            gt__pooled *p = &pool->v[--pool->n];
+            int cold = pool->n < pool->cold;
+            if (cold) pool->cold = pool->n;
+            taken(pool);
+            *out = cold ? setup(p, map_size, guard, flags)
+                        : tcb_of(p->map, map_size);
+            return 0;
+        }
     }
     char *map =
         mmap(NULL, map_size, PROT_READ | PROT_WRITE,
@@ -168,14 +209,44 @@ int gt__stack_get(gt__sched *S, size_t size, int flags, gt__thread **out)
 #ifdef GT__TSAN
     id.tsan_fiber = __tsan_create_fiber(0);
 #endif
+    if (map_size == pool->map_size) taken(pool);
     *out = setup(&id, map_size, guard, flags);
     return 0;
+}
+
+static size_t max2(size_t a, size_t b)
+{
+    return a > b ? a : b;
+}
+
+/* Starts a new period: see the comment at the top. */
+static void period_end(gt__pool *pool)
+{
+    size_t w = max2(pool->peak, pool->last);
+    pool->last = pool->peak;
+    pool->peak = pool->out;
+    pool->want = max2(GT__WARM_MIN, w + w / 8);
+    pool->tick = max2(GT__PERIOD_MIN, 2 * w);
+    if (pool->out + pool->n - pool->cold > pool->want ||
+        pool->n > max2(GT__POOL_MAX, pool->want))
+        pool->trim = 1;
 }
 
 int gt__stack_keep(gt__sched *S, gt__thread *t)
 {
     gt__pool *pool = &S->pool[t->flags];
-    if (t->map_size != pool->map_size || pool->n == GT__POOL_MAX) return 0;
+    if (t->map_size != pool->map_size) return 0;
+    /* A stack mapped under an earlier default of the same size was not
+     * counted as taken. */
+    if (pool->out) pool->out--;
+    if (pool->tick)
+        pool->tick--;
+    else
+        period_end(pool);
+    /* Beyond what the working set needs, the stack goes back at once.
+     * The period's peak counts, so that the first round of a new,
+     * larger working set is pooled whole. */
+    if (pool->n >= max2(max2(GT__POOL_MAX, pool->want), pool->peak)) return 0;
     if (pool->n == pool->cap) {
         size_t cap = pool->cap ? pool->cap * 2 : 64;
         gt__pooled *v = realloc(pool->v, cap * sizeof *v);
@@ -184,15 +255,41 @@ int gt__stack_keep(gt__sched *S, gt__thread *t)
         pool->cap = cap;
     }
     pool->v[pool->n++] = gt__pooled_of(t);
-    /* Keep only the newest GT__HOT warm: everything below them is cold. */
-    if (pool->n > GT__HOT) {
-        gt__pooled *p = &pool->v[pool->n - 1 - GT__HOT];
-        if (!p->cold) {
-            madvise(p->map, t->map_size, MADV_DONTNEED);
-            p->cold = 1;
-        }
-    }
     return 1;
+}
+
+static void trim_pool(gt__pool *pool)
+{
+    size_t budget = GT__TRIM_BATCH;
+    size_t limit = max2(GT__POOL_MAX, pool->want);
+    if (pool->n > limit) {
+        /* The oldest entries go; moving the rest down costs up to
+         * sixteen entries per stack unmapped, as the batch grows with the
+         * pool. */
+        size_t k = pool->n - limit;
+        size_t batch = max2(budget, pool->n / 16);
+        if (k > batch) k = batch;
+        for (size_t i = 0; i < k; i++)
+            unmap(pool->v[i].map, pool->map_size, &pool->v[i]);
+        pool->n -= k;
+        memmove(pool->v, pool->v + k, pool->n * sizeof *pool->v);
+        pool->cold = pool->cold > k ? pool->cold - k : 0;
+        budget = k < budget ? budget - k : 0;
+    }
+    while (budget && pool->cold < pool->n &&
+           pool->out + pool->n - pool->cold > pool->want) {
+        madvise(pool->v[pool->cold++].map, pool->map_size, MADV_DONTNEED);
+        budget--;
+    }
+    pool->trim =
+        pool->n > limit ||
+        (pool->cold < pool->n && pool->out + pool->n - pool->cold > pool->want);
+}
+
+void gt__stack_trim(gt__sched *S)
+{
+    for (int i = 0; i < 2; i++)
+        if (S->pool[i].trim) trim_pool(&S->pool[i]);
 }
 
 void gt__stack_unmap(gt__thread *t)
@@ -201,13 +298,17 @@ void gt__stack_unmap(gt__thread *t)
     unmap(t->map, t->map_size, &id);
 }
 
+/* Unmaps every pooled stack and forgets the working set. */
 static void drain(gt__pool *pool)
 {
     for (size_t i = 0; i < pool->n; i++)
         unmap(pool->v[i].map, pool->map_size, &pool->v[i]);
     free(pool->v);
-    pool->v = NULL;
-    pool->n = pool->cap = 0;
+    size_t map_size = pool->map_size;
+    memset(pool, 0, sizeof *pool);
+    pool->map_size = map_size;
+    pool->want = GT__WARM_MIN;
+    pool->tick = GT__PERIOD_MIN;
 }
 
 void gt__stack_cleanup(gt__sched *S)
