@@ -195,19 +195,21 @@ static inline gt__pooled gt__pooled_of(const gt__thread *t)
 }
 
 /* Freed stacks of the default size, for one guard mode.  The pool keeps
- * the working set warm and gives the rest back; stack.c explains how. */
+ * the working set warm and gives the rest back; stack.c explains how.  The
+ * fields spawn and exit use come first, in one cache line. */
 typedef struct gt__pool {
-    gt__pooled *v;   /* LIFO: v[0..cold) gave their pages back (oldest
-                        first), v[cold..n) are warm */
-    size_t n, cap;   /* entries used and allocated */
-    size_t cold;     /* entries below this index are cold */
-    size_t map_size; /* mapping size of the stacks it holds */
-    size_t out;      /* stacks of that size in use */
-    size_t peak;     /* most in use at once in this period */
-    size_t last;     /* the same, in the previous period */
-    size_t want;     /* warm stacks, in use or pooled, to keep */
-    size_t tick;     /* stack returns left in this period */
-    int trim;        /* the loop has stacks to make cold or unmap */
+    _Alignas(64) gt__pooled *v; /* LIFO: v[0..cold) gave their pages back
+                                   (oldest first), v[cold..n) are warm */
+    size_t n, cap;              /* entries used and allocated */
+    size_t cold;                /* entries below this index are cold */
+    size_t map_size;            /* mapping size of the stacks it holds */
+    size_t total;               /* stacks of that size mapped: in use are
+                                   total - n (see gt__pool_in_use) */
+    long peak;                  /* most in use at once in this period */
+    size_t tick;                /* stack returns left in this period */
+    long last;                  /* the peak of the previous period */
+    size_t want;                /* warm stacks, in use or pooled, to keep */
+    int trim;                   /* the loop has stacks to make cold or unmap */
 } gt__pool;
 
 /* A timer that calls fn in the loop, on the loop's own stack, instead of
@@ -286,23 +288,31 @@ void gt__fatal(const char *file, int line, const char *what);
 
 #define GT__TCB_SIZE ((sizeof(gt__thread) + 63) & ~(size_t)63)
 
+/* Stacks of the pool's size in use.  Below zero only when stacks mapped
+ * under an earlier default of the same size come back, which the count
+ * never saw leave. */
+static inline long gt__pool_in_use(const gt__pool *p)
+{
+    return (long)(p->total - p->n);
+}
+
 /* Fast path of gt__stack_get: the newest pooled stack, if still warm. */
 static inline gt__thread *gt__stack_warm(gt__pool *p)
 {
     if (p->n == p->cold) return NULL;
     char *map = p->v[--p->n].map;
-    if (++p->out > p->peak) p->peak = p->out;
-    return (gt__thread *)(void *)(map + p->map_size - GT__TCB_SIZE);
+    gt__thread *t = (gt__thread *)(void *)(map + p->map_size - GT__TCB_SIZE);
+    long in_use = gt__pool_in_use(p);
+    if (in_use > p->peak) p->peak = in_use;
+    return t;
 }
 
 /* Fast path of gt__stack_keep: pools a stack while the array has room and
  * the period goes on (gt__stack_keep ends periods). */
 static inline int gt__stack_keep_warm(gt__pool *p, gt__thread *t)
 {
-    if (t->map_size != p->map_size || p->n == p->cap || !p->tick || !p->out)
-        return 0;
+    if (t->map_size != p->map_size || p->n == p->cap || !p->tick) return 0;
     p->tick--;
-    p->out--;
     p->v[p->n++] = gt__pooled_of(t);
     return 1;
 }

@@ -6,12 +6,12 @@
  * green thread per event takes and returns thousands of stacks a round; a
  * pool that kept a fixed number warm would give the rest back to the kernel
  * (MADV_DONTNEED) at every exit and fault them in again at every spawn.  So
- * each pool measures its working set instead: `out` counts the stacks of its
- * size in use, `peak` the most that were in use at once during the current
- * period.  A period is counted in stack returns, not in time, so that an
- * idle loop does no work for it and the policy is the same on a loaded
- * machine as on an idle one; it lasts twice the working set it last
- * measured (at least GT__PERIOD_MIN returns), long enough to span a whole
+ * each pool measures its working set instead: the stacks of its size in
+ * use (all it mapped less those it holds), and `peak`, the most that were in
+ * use at once during the current period.  A period is counted in stack returns,
+ * not in time, so that an idle loop does no work for it and the policy is the
+ * same on a loaded machine as on an idle one; it lasts twice the working set it
+ * last measured (at least GT__PERIOD_MIN returns), long enough to span a whole
  * round of the workload that set it.  When a period ends, the working set W
  * is the larger of its peak and the previous period's, and the pool keeps
  * want = W + W/8 stacks warm, in use or pooled, and at least GT__WARM_MIN.
@@ -166,10 +166,11 @@ static gt__thread *setup(const gt__pooled *id, size_t map_size, size_t guard,
     return t;
 }
 
-/* A stack of the pool's size was taken. */
+/* A stack of the pool's size was taken: the working set's count. */
 static void taken(gt__pool *pool)
 {
-    if (++pool->out > pool->peak) pool->peak = pool->out;
+    long in_use = gt__pool_in_use(pool);
+    if (in_use > pool->peak) pool->peak = in_use;
 }
 
 int gt__stack_get(gt__sched *S, size_t size, int flags, gt__thread **out)
@@ -178,19 +179,16 @@ int gt__stack_get(gt__sched *S, size_t size, int flags, gt__thread **out)
     size_t map_size = map_size_of(size, flags);
     size_t guard = map_size - size;
 
-    if (map_size == pool->map_size) {
-        if (pool->n) {
-            /* A warm stack still has its control block and canary
-             * intact: the canary was checked when its last thread
-             * switched away. */
-            gt__pooled *p = &pool->v[--pool->n];
-            int cold = pool->n < pool->cold;
-            if (cold) pool->cold = pool->n;
-            taken(pool);
-            *out = cold ? setup(p, map_size, guard, flags)
-                        : tcb_of(p->map, map_size);
-            return 0;
-        }
+    if (map_size == pool->map_size && pool->n) {
+        /* A warm stack still has its control block and canary intact:
+         * the canary was checked when its last thread switched away. */
+        gt__pooled *p = &pool->v[--pool->n];
+        int cold = pool->n < pool->cold;
+        if (cold) pool->cold = pool->n;
+        taken(pool);
+        *out =
+            cold ? setup(p, map_size, guard, flags) : tcb_of(p->map, map_size);
+        return 0;
     }
     char *map =
         mmap(NULL, map_size, PROT_READ | PROT_WRITE,
@@ -209,7 +207,10 @@ int gt__stack_get(gt__sched *S, size_t size, int flags, gt__thread **out)
 #ifdef GT__TSAN
     id.tsan_fiber = __tsan_create_fiber(0);
 #endif
-    if (map_size == pool->map_size) taken(pool);
+    if (map_size == pool->map_size) {
+        pool->total++;
+        taken(pool);
+    }
     *out = setup(&id, map_size, guard, flags);
     return 0;
 }
@@ -219,16 +220,22 @@ static size_t max2(size_t a, size_t b)
     return a > b ? a : b;
 }
 
+/* Warm stacks, in use or pooled: all but the cold ones. */
+static size_t warm(const gt__pool *pool)
+{
+    return pool->total > pool->cold ? pool->total - pool->cold : 0;
+}
+
 /* Starts a new period: see the comment at the top. */
 static void period_end(gt__pool *pool)
 {
-    size_t w = max2(pool->peak, pool->last);
+    long peak = pool->peak > pool->last ? pool->peak : pool->last;
+    size_t w = peak > 0 ? (size_t)peak : 0;
     pool->last = pool->peak;
-    pool->peak = pool->out;
+    pool->peak = gt__pool_in_use(pool);
     pool->want = max2(GT__WARM_MIN, w + w / 8);
     pool->tick = max2(GT__PERIOD_MIN, 2 * w);
-    if (pool->out + pool->n - pool->cold > pool->want ||
-        pool->n > max2(GT__POOL_MAX, pool->want))
+    if (warm(pool) > pool->want || pool->n > max2(GT__POOL_MAX, pool->want))
         pool->trim = 1;
 }
 
@@ -236,9 +243,6 @@ int gt__stack_keep(gt__sched *S, gt__thread *t)
 {
     gt__pool *pool = &S->pool[t->flags];
     if (t->map_size != pool->map_size) return 0;
-    /* A stack mapped under an earlier default of the same size was not
-     * counted as taken. */
-    if (pool->out) pool->out--;
     if (pool->tick)
         pool->tick--;
     else
@@ -246,13 +250,21 @@ int gt__stack_keep(gt__sched *S, gt__thread *t)
     /* Beyond what the working set needs, the stack goes back at once.
      * The period's peak counts, so that the first round of a new,
      * larger working set is pooled whole. */
-    if (pool->n >= max2(max2(GT__POOL_MAX, pool->want), pool->peak)) return 0;
-    if (pool->n == pool->cap) {
+    size_t peak = pool->peak > 0 ? (size_t)pool->peak : 0;
+    int room = pool->n < max2(max2(GT__POOL_MAX, pool->want), peak);
+    if (room && pool->n == pool->cap) {
         size_t cap = pool->cap ? pool->cap * 2 : 64;
         gt__pooled *v = realloc(pool->v, cap * sizeof *v);
-        if (!v) return 0;
-        pool->v = v;
-        pool->cap = cap;
+        if (v) {
+            pool->v = v;
+            pool->cap = cap;
+        }
+        room = v != NULL;
+    }
+    if (!room) {
+        /* The caller unmaps it. */
+        if (pool->total) pool->total--;
+        return 0;
     }
     pool->v[pool->n++] = gt__pooled_of(t);
     return 1;
@@ -272,18 +284,17 @@ static void trim_pool(gt__pool *pool)
         for (size_t i = 0; i < k; i++)
             unmap(pool->v[i].map, pool->map_size, &pool->v[i]);
         pool->n -= k;
+        pool->total = pool->total > k ? pool->total - k : 0;
         memmove(pool->v, pool->v + k, pool->n * sizeof *pool->v);
         pool->cold = pool->cold > k ? pool->cold - k : 0;
         budget = k < budget ? budget - k : 0;
     }
-    while (budget && pool->cold < pool->n &&
-           pool->out + pool->n - pool->cold > pool->want) {
+    while (budget && pool->cold < pool->n && warm(pool) > pool->want) {
         madvise(pool->v[pool->cold++].map, pool->map_size, MADV_DONTNEED);
         budget--;
     }
     pool->trim =
-        pool->n > limit ||
-        (pool->cold < pool->n && pool->out + pool->n - pool->cold > pool->want);
+        pool->n > limit || (pool->cold < pool->n && warm(pool) > pool->want);
 }
 
 void gt__stack_trim(gt__sched *S)
