@@ -196,20 +196,20 @@ static inline gt__pooled gt__pooled_of(const gt__thread *t)
 
 /* Freed stacks of the default size, for one guard mode.  The pool keeps
  * the working set warm and gives the rest back; stack.c explains how.  The
- * fields spawn and exit use come first, in one cache line. */
+ * fields spawn and exit use come first. */
 typedef struct gt__pool {
-    _Alignas(64) gt__pooled *v; /* LIFO: v[0..cold) gave their pages back
-                                   (oldest first), v[cold..n) are warm */
-    size_t n, cap;              /* entries used and allocated */
-    size_t cold;                /* entries below this index are cold */
-    size_t map_size;            /* mapping size of the stacks it holds */
-    size_t total;               /* stacks of that size mapped: in use are
-                                   total - n (see gt__pool_in_use) */
-    long peak;                  /* most in use at once in this period */
-    size_t tick;                /* stack returns left in this period */
-    long last;                  /* the peak of the previous period */
-    size_t want;                /* warm stacks, in use or pooled, to keep */
-    int trim;                   /* the loop has stacks to make cold or unmap */
+    gt__pooled *v;   /* LIFO: v[0..cold) gave their pages back
+                        (oldest first), v[cold..n) are warm */
+    size_t n, cap;   /* entries used and allocated */
+    size_t cold;     /* entries below this index are cold */
+    size_t map_size; /* mapping size of the stacks it holds */
+    size_t total;    /* stacks of that size mapped: in use are
+                        total - n (see gt__pool_in_use) */
+    long peak;       /* most in use at once in this period */
+    size_t tick;     /* stack returns left in this period */
+    long last;       /* the peak of the previous period */
+    size_t want;     /* warm stacks, in use or pooled, to keep */
+    int trim;        /* the loop has stacks to make cold or unmap */
 } gt__pool;
 
 /* A timer that calls fn in the loop, on the loop's own stack, instead of
