@@ -208,6 +208,7 @@ typedef struct gt__pool {
     long peak;       /* most in use at once in this period */
     size_t tick;     /* stack returns left in this period */
     long last;       /* the peak of the previous period */
+    size_t w;        /* the working set, as the last period ended */
     size_t want;     /* warm stacks, in use or pooled, to keep */
     int trim;        /* the loop has stacks to make cold or unmap */
 } gt__pool;

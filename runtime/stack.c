@@ -7,18 +7,26 @@
  * pool that kept a fixed number warm would give the rest back to the kernel
  * (MADV_DONTNEED) at every exit and fault them in again at every spawn.  So
  * each pool measures its working set instead: the stacks of its size in
- * use (all it mapped less those it holds), and `peak`, the most that were in
- * use at once during the current period.  A period is counted in stack returns,
- * not in time, so that an idle loop does no work for it and the policy is the
- * same on a loaded machine as on an idle one; it lasts twice the working set it
- * last measured (at least GT__PERIOD_MIN returns), long enough to span a whole
- * round of the workload that set it.  When a period ends, the working set W
- * is the larger of its peak and the previous period's, and the pool keeps
- * want = W + W/8 stacks warm, in use or pooled, and at least GT__WARM_MIN.
- * Taking the two periods' peak is the hysteresis: memory goes back only
- * after the working set has stayed below its old size for a full period.
- * The eighth of slack keeps a set that varies a little from round to round
- * from being trimmed and faulted back in turn.
+ * use (all it mapped less those it holds), and `peak`, the most that were
+ * in use at once during the current period.  A period is counted in stack
+ * returns, not in time, so that an idle loop does no work for it and the
+ * policy is the same on a loaded machine as on an idle one; it lasts four
+ * times the working set (at least GT__PERIOD_MIN returns), long enough to
+ * span a few whole rounds of the workload that set it.
+ *
+ * When a period ends, the pool's working set W becomes the largest of this
+ * period's peak, the previous period's peak, and the old W less an eighth;
+ * the pool then keeps want = W + W/8 stacks warm, in use or pooled, and at
+ * least GT__WARM_MIN.  Three things there make the hysteresis.  Taking two
+ * periods' peaks means nothing goes back before the working set has stayed
+ * smaller for a whole period.  The eighth lost per period after that means
+ * memory goes back gradually (half of the excess after five periods, some
+ * twenty times the working set in returns),
+ * so a set that shrinks between bursts (a loop that fell behind and
+ * returns with a backlog, a burst of connections) stays warm as long as
+ * the bursts recur within a few periods.  The eighth of slack keeps a set
+ * that varies a little from round to round from being trimmed and faulted
+ * back in turn.
  *
  * Spawn and exit only count (O(1), no system call, no allocation except
  * when the pool's array grows to a new working set); the end of a period is
@@ -230,11 +238,12 @@ static size_t warm(const gt__pool *pool)
 static void period_end(gt__pool *pool)
 {
     long peak = pool->peak > pool->last ? pool->peak : pool->last;
-    size_t w = peak > 0 ? (size_t)peak : 0;
+    size_t w = max2(peak > 0 ? (size_t)peak : 0, pool->w - pool->w / 8);
+    pool->w = w;
     pool->last = pool->peak;
     pool->peak = gt__pool_in_use(pool);
     pool->want = max2(GT__WARM_MIN, w + w / 8);
-    pool->tick = max2(GT__PERIOD_MIN, 2 * w);
+    pool->tick = max2(GT__PERIOD_MIN, 4 * w);
     if (warm(pool) > pool->want || pool->n > max2(GT__POOL_MAX, pool->want))
         pool->trim = 1;
 }

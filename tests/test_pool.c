@@ -8,10 +8,10 @@
  *
  * The pool's periods are counted in stack returns, not in time, so every
  * count here is deterministic.  The figures the assertions use follow from
- * the policy in runtime/stack.c: a working set of W stacks keeps
- * max(256, W + W/8) warm, a period lasts 2 W returns (at least 1024), the
- * working set is the larger peak of two periods, at least 4096 stacks stay
- * pooled, and the loop gives back 256 stacks a round. */
+ * the policy in runtime/stack.c: a period lasts 4 W returns (at least 1024)
+ * for a working set of W stacks; W is the largest of two periods' peaks and
+ * the previous W less an eighth; max(256, W + W/8) stacks stay warm; at
+ * least 4096 stay pooled; the loop gives back 256 stacks a round. */
 #define _GNU_SOURCE 1
 #include "gt_test.h"
 
@@ -102,10 +102,11 @@ typedef struct shrink_result {
     long steady_munmaps;
     long steady_dontneed;
     long steady_missing; /* BIG top pages not resident, summed per round */
-    long early_dontneed; /* the first 80 rounds of SMALL */
+    long early_dontneed; /* the first 160 rounds of SMALL */
     long early_missing;  /* BIG pages not resident after them */
     long trim_round;     /* first SMALL round that trimmed, or -1 */
-    long trimmed;        /* DONTNEED over 400 rounds of SMALL */
+    long done_round;     /* the round after which all was trimmed */
+    long trimmed;        /* DONTNEED over 2000 rounds of SMALL */
     long resident_after; /* BIG pages still resident after them */
     long after_dontneed; /* 100 more rounds of SMALL */
     long after_mmaps;
@@ -135,10 +136,12 @@ static void *shrink_scenario(void *arg)
 
     d0 = W.dontneed;
     r->trim_round = -1;
-    for (long i = 0; i < 400; i++) {
+    for (long i = 0; i < 2000; i++) {
         r->failed |= round_of(SMALL) != 0;
         if (r->trim_round < 0 && W.dontneed != d0) r->trim_round = i;
-        if (i == 79) {
+        if (W.dontneed - d0 == BIG - WARM_MIN && !r->done_round)
+            r->done_round = i;
+        if (i == 159) {
             r->early_dontneed = W.dontneed - d0;
             memcpy(pages, big, sizeof big);
             r->early_missing = not_resident(BIG);
@@ -166,7 +169,7 @@ static void check_shrink(int flags)
     assert_int_equal(pthread_join(th, NULL), 0);
     assert_int_equal(r.failed, 0);
     assert_int_equal(misplaced, 0);
-    assert_int_equal(ran, 25 * BIG + 500 * SMALL);
+    assert_int_equal(ran, 25 * BIG + 2100 * SMALL);
 
     /* Steady rounds of BIG: every stack comes warm from the pool. */
     assert_int_equal(r.steady_mmaps, 0);
@@ -175,10 +178,13 @@ static void check_shrink(int flags)
     assert_int_equal(r.steady_missing, 0);
 
     /* The working set shrank, but the pool keeps it for a full period
-     * (2 × 2000 returns = 80 rounds of 50) before it gives anything back. */
+     * (4 × 2000 returns = 160 rounds of 50) before it gives anything
+     * back. */
     assert_int_equal(r.early_dontneed, 0);
     assert_int_equal(r.early_missing, 0);
-    assert_true(r.trim_round >= 80);
+    assert_true(r.trim_round >= 160);
+    print_message("trimmed from round %ld to round %ld of %d\n", r.trim_round,
+                  r.done_round, SMALL);
 
     /* Then it trims to the floor of 256 warm stacks (max(256, 50 + 6)),
      * oldest first, in batches of 256 a round. */
@@ -211,7 +217,8 @@ typedef struct huge_result {
     long steady_mmaps; /* 5 more rounds of HUGE */
     long steady_munmaps;
     long steady_dontneed;
-    long unmapped; /* 600 rounds of SMALL */
+    long unmapped;   /* 3000 rounds of SMALL */
+    long done_round; /* the round after which all those were unmapped */
     long small_mmaps;
 } huge_result;
 
@@ -232,7 +239,10 @@ static void *huge_scenario(void *arg)
 
     m0 = W.mmaps;
     u0 = W.munmaps;
-    for (int i = 0; i < 600; i++) r->failed |= round_of(SMALL) != 0;
+    for (long i = 0; i < 3000; i++) {
+        r->failed |= round_of(SMALL) != 0;
+        if (W.munmaps - u0 == HUGE - 4096 && !r->done_round) r->done_round = i;
+    }
     r->unmapped = W.munmaps - u0;
     r->small_mmaps = W.mmaps - m0;
     return NULL;
@@ -248,7 +258,7 @@ static void test_huge(void **state)
     assert_int_equal(pthread_join(th, NULL), 0);
     assert_int_equal(r.failed, 0);
     assert_int_equal(misplaced, 0);
-    assert_int_equal(ran, 8 * HUGE + 600 * SMALL);
+    assert_int_equal(ran, 8 * HUGE + 3000 * SMALL);
     /* Each stack is one mapping (plus the OS thread's signal stack). */
     assert_true(r.first_mmaps >= HUGE && r.first_mmaps <= HUGE + 1);
     /* All 6000 stay pooled from round to round, where a fixed cap of 4096
@@ -259,6 +269,7 @@ static void test_huge(void **state)
     /* Once the working set has stayed small, the pool shrinks back to
      * the 4096 it always keeps: the rest are unmapped. */
     assert_int_equal(r.unmapped, HUGE - 4096);
+    print_message("unmapped by round %ld of %d\n", r.done_round, SMALL);
     assert_int_equal(r.small_mmaps, 0);
 }
 
