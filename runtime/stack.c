@@ -21,12 +21,12 @@
  * periods' peaks means nothing goes back before the working set has stayed
  * smaller for a whole period.  The eighth lost per period after that means
  * memory goes back gradually (half of the excess after five periods, some
- * twenty times the working set in returns),
- * so a set that shrinks between bursts (a loop that fell behind and
- * returns with a backlog, a burst of connections) stays warm as long as
- * the bursts recur within a few periods.  The eighth of slack keeps a set
- * that varies a little from round to round from being trimmed and faulted
- * back in turn.
+ * twenty times the working set in returns), so a set that shrinks between
+ * bursts (a loop that fell behind and comes back to a backlog, a wave of
+ * connections) stays warm while the bursts recur within a few periods.
+ * The eighth of slack keeps a set that varies a little from round to round
+ * from being trimmed and faulted back in turn.  An idle loop returns no
+ * stacks, so it keeps its warm set until threads end again.
  *
  * Spawn and exit only count (O(1), no system call, no allocation except
  * when the pool's array grows to a new working set); the end of a period is
