@@ -201,16 +201,17 @@ typedef struct gt__pool {
     gt__pooled *v;   /* LIFO: v[0..cold) gave their pages back
                         (oldest first), v[cold..n) are warm */
     size_t n, cap;   /* entries used and allocated */
-    size_t cold;     /* entries below this index are cold */
+    size_t low;      /* spawn's fast path pops only above this index (at
+                        least cold): the period's low-water mark of n */
     size_t map_size; /* mapping size of the stacks it holds */
-    size_t total;    /* stacks of that size mapped: in use are
-                        total - n (see gt__pool_in_use) */
-    long peak;       /* most in use at once in this period */
-    size_t tick;     /* stack returns left in this period */
-    long last;       /* the peak of the previous period */
+    size_t cold;     /* entries below this index are cold */
+    size_t total;    /* stacks of that size mapped */
+    int64_t until;   /* the loop looks at the pool again once
+                        gt__sched.next_id reaches this */
+    int64_t end;     /* next_id at which the period ends */
+    size_t last;     /* the previous period's peak in use */
     size_t w;        /* the working set, as the last period ended */
     size_t want;     /* warm stacks, in use or pooled, to keep */
-    int trim;        /* the loop has stacks to make cold or unmap */
 } gt__pool;
 
 /* A timer that calls fn in the loop, on the loop's own stack, instead of
@@ -289,31 +290,19 @@ void gt__fatal(const char *file, int line, const char *what);
 
 #define GT__TCB_SIZE ((sizeof(gt__thread) + 63) & ~(size_t)63)
 
-/* Stacks of the pool's size in use.  Below zero only when stacks mapped
- * under an earlier default of the same size come back, which the count
- * never saw leave. */
-static inline long gt__pool_in_use(const gt__pool *p)
-{
-    return (long)(p->total - p->n);
-}
-
-/* Fast path of gt__stack_get: the newest pooled stack, if still warm. */
+/* Fast path of gt__stack_get: the newest pooled stack, while it is warm
+ * and above the period's low-water mark (gt__stack_get moves the mark). */
 static inline gt__thread *gt__stack_warm(gt__pool *p)
 {
-    if (p->n == p->cold) return NULL;
+    if (p->n == p->low) return NULL;
     char *map = p->v[--p->n].map;
-    gt__thread *t = (gt__thread *)(void *)(map + p->map_size - GT__TCB_SIZE);
-    long in_use = gt__pool_in_use(p);
-    if (in_use > p->peak) p->peak = in_use;
-    return t;
+    return (gt__thread *)(void *)(map + p->map_size - GT__TCB_SIZE);
 }
 
-/* Fast path of gt__stack_keep: pools a stack while the array has room and
- * the period goes on (gt__stack_keep ends periods). */
+/* Fast path of gt__stack_keep: pools a stack while the array has room. */
 static inline int gt__stack_keep_warm(gt__pool *p, gt__thread *t)
 {
-    if (t->map_size != p->map_size || p->n == p->cap || !p->tick) return 0;
-    p->tick--;
+    if (t->map_size != p->map_size || p->n == p->cap) return 0;
     p->v[p->n++] = gt__pooled_of(t);
     return 1;
 }
@@ -328,9 +317,17 @@ int gt__stack_get(gt__sched *S, size_t size, int flags, gt__thread **out);
 int gt__stack_keep(gt__sched *S, gt__thread *t);
 void gt__stack_unmap(gt__thread *t);
 void gt__stack_cleanup(gt__sched *S);
-/* Gives pooled stacks beyond the working set back to the kernel, a batch
- * at a time; the loop calls it between rounds while a pool says trim. */
+/* Ends the pools' periods and gives pooled stacks beyond the working set
+ * back to the kernel, a batch at a time; gt__stack_loop calls it. */
 void gt__stack_trim(gt__sched *S);
+/* Called by the loop after each round.  Periods are counted in spawns, by
+ * the thread ids issued (gt__sched.next_id), so spawn and exit count
+ * nothing for the pool. */
+static inline void gt__stack_loop(gt__sched *S)
+{
+    if (S->next_id >= S->pool[0].until || S->next_id >= S->pool[1].until)
+        gt__stack_trim(S);
+}
 size_t gt__page_size(void);
 void gt__overflow(gt__thread *t);
 void gt__install_overflow_handler(gt__sched *S);

@@ -6,12 +6,12 @@
  * green thread per event takes and returns thousands of stacks a round; a
  * pool that kept a fixed number warm would give the rest back to the kernel
  * (MADV_DONTNEED) at every exit and fault them in again at every spawn.  So
- * each pool measures its working set instead: the stacks of its size in
- * use (all it mapped less those it holds), and `peak`, the most that were
- * in use at once during the current period.  A period is counted in stack
- * returns, not in time, so that an idle loop does no work for it and the
+ * each pool measures its working set instead: the most stacks of its size
+ * in use at once during a period, which is the stacks it mapped less the
+ * fewest it held (the period's low-water mark).  A period is counted in
+ * spawns, not in time, so that an idle loop does no work for it and the
  * policy is the same on a loaded machine as on an idle one; it lasts four
- * times the working set (at least GT__PERIOD_MIN returns), long enough to
+ * times the working set (at least GT__PERIOD_MIN spawns), long enough to
  * span a few whole rounds of the workload that set it.
  *
  * When a period ends, the pool's working set W becomes the largest of this
@@ -21,22 +21,28 @@
  * periods' peaks means nothing goes back before the working set has stayed
  * smaller for a whole period.  The eighth lost per period after that means
  * memory goes back gradually (half of the excess after five periods, some
- * twenty times the working set in returns), so a set that shrinks between
+ * twenty times the working set in spawns), so a set that shrinks between
  * bursts (a loop that fell behind and comes back to a backlog, a wave of
  * connections) stays warm while the bursts recur within a few periods.
  * The eighth of slack keeps a set that varies a little from round to round
- * from being trimmed and faulted back in turn.  An idle loop returns no
- * stacks, so it keeps its warm set until threads end again.
+ * from being trimmed and faulted back in turn.  An idle loop spawns
+ * nothing, so it keeps its warm set until threads run again.
  *
- * Spawn and exit only count (O(1), no system call, no allocation except
- * when the pool's array grows to a new working set); the end of a period is
- * O(1) too and only raises `trim`.  The loop then calls gt__stack_trim
- * between rounds, which gives back at most GT__TRIM_BATCH stacks per call:
- * pooled stacks beyond max(GT__POOL_MAX, want) are unmapped, oldest first,
- * and the oldest warm ones beyond want are made cold with MADV_DONTNEED.
- * Warm stacks sit above cold ones in the LIFO array, so "cold" is an index
- * and a spawn pops the most recently used stack, whose pages are the most
- * likely to be in the cache. */
+ * Spawn and exit count nothing: exit pushes on the LIFO array, and spawn
+ * pops from it down to the low-water mark `low`.  Below the mark, spawn
+ * takes the slow path, gt__stack_get, which lowers the mark by a sixteenth
+ * of the warm stacks left; so the mark is the period's true low to within
+ * a sixteenth of the warm set (the working set is overestimated, never
+ * underestimated), and the slow path runs about sixteen times per halving
+ * of the warm set a period.  The loop ends periods (gt__stack_loop compares
+ * the thread ids issued against the period's end) and then gives back at
+ * most GT__TRIM_BATCH stacks per round: pooled stacks beyond
+ * max(GT__POOL_MAX, want) are unmapped, oldest first, and the oldest warm
+ * ones beyond want are made cold with MADV_DONTNEED.  Warm stacks sit above
+ * cold ones in the array, so "cold" is an index, and a spawn pops the most
+ * recently used stack, whose pages are the most likely to be in the cache.
+ * Nothing here allocates but exit when the array grows to a new working
+ * set. */
 #include "prefix.h"
 #include "internal.h"
 
@@ -56,7 +62,7 @@
 
 #define GT__POOL_MAX 4096   /* stacks pooled at least, warm or cold */
 #define GT__WARM_MIN 256    /* stacks kept warm whatever the working set */
-#define GT__PERIOD_MIN 1024 /* stack returns in the shortest period */
+#define GT__PERIOD_MIN 1024 /* spawns in the shortest period */
 #define GT__TRIM_BATCH 256  /* stacks given back per call of the trim */
 
 /* Threads may race to fill in these two; each writes the same value,
@@ -174,13 +180,6 @@ static gt__thread *setup(const gt__pooled *id, size_t map_size, size_t guard,
     return t;
 }
 
-/* A stack of the pool's size was taken: the working set's count. */
-static void taken(gt__pool *pool)
-{
-    long in_use = gt__pool_in_use(pool);
-    if (in_use > pool->peak) pool->peak = in_use;
-}
-
 int gt__stack_get(gt__sched *S, size_t size, int flags, gt__thread **out)
 {
     gt__pool *pool = &S->pool[flags];
@@ -193,7 +192,9 @@ int gt__stack_get(gt__sched *S, size_t size, int flags, gt__thread **out)
         gt__pooled *p = &pool->v[--pool->n];
         int cold = pool->n < pool->cold;
         if (cold) pool->cold = pool->n;
-        taken(pool);
+        /* A new low-water mark: the fast path may take another sixteenth
+         * of the warm stacks before it comes here again. */
+        pool->low = pool->n - (pool->n - pool->cold) / 16;
         *out =
             cold ? setup(p, map_size, guard, flags) : tcb_of(p->map, map_size);
         return 0;
@@ -215,10 +216,7 @@ int gt__stack_get(gt__sched *S, size_t size, int flags, gt__thread **out)
 #ifdef GT__TSAN
     id.tsan_fiber = __tsan_create_fiber(0);
 #endif
-    if (map_size == pool->map_size) {
-        pool->total++;
-        taken(pool);
-    }
+    if (map_size == pool->map_size) pool->total++;
     *out = setup(&id, map_size, guard, flags);
     return 0;
 }
@@ -228,6 +226,14 @@ static size_t max2(size_t a, size_t b)
     return a > b ? a : b;
 }
 
+/* The most stacks in use at once in this period, as far as the low-water
+ * mark tells (0 when stacks mapped under an earlier default of the same
+ * size, which the count never saw, came back). */
+static size_t peak(const gt__pool *pool)
+{
+    return pool->total > pool->low ? pool->total - pool->low : 0;
+}
+
 /* Warm stacks, in use or pooled: all but the cold ones. */
 static size_t warm(const gt__pool *pool)
 {
@@ -235,32 +241,25 @@ static size_t warm(const gt__pool *pool)
 }
 
 /* Starts a new period: see the comment at the top. */
-static void period_end(gt__pool *pool)
+static void period_end(gt__pool *pool, int64_t now)
 {
-    long peak = pool->peak > pool->last ? pool->peak : pool->last;
-    size_t w = max2(peak > 0 ? (size_t)peak : 0, pool->w - pool->w / 8);
+    size_t p = peak(pool);
+    size_t w = max2(max2(p, pool->last), pool->w - pool->w / 8);
     pool->w = w;
-    pool->last = pool->peak;
-    pool->peak = gt__pool_in_use(pool);
+    pool->last = p;
+    pool->low = pool->n;
     pool->want = max2(GT__WARM_MIN, w + w / 8);
-    pool->tick = max2(GT__PERIOD_MIN, 4 * w);
-    if (warm(pool) > pool->want || pool->n > max2(GT__POOL_MAX, pool->want))
-        pool->trim = 1;
+    pool->end = now + (int64_t)max2(GT__PERIOD_MIN, 4 * w);
 }
 
 int gt__stack_keep(gt__sched *S, gt__thread *t)
 {
     gt__pool *pool = &S->pool[t->flags];
     if (t->map_size != pool->map_size) return 0;
-    if (pool->tick)
-        pool->tick--;
-    else
-        period_end(pool);
     /* Beyond what the working set needs, the stack goes back at once.
-     * The period's peak counts, so that the first round of a new,
-     * larger working set is pooled whole. */
-    size_t peak = pool->peak > 0 ? (size_t)pool->peak : 0;
-    int room = pool->n < max2(max2(GT__POOL_MAX, pool->want), peak);
+     * The period's peak counts, so that the first round of a new, larger
+     * working set is pooled whole. */
+    int room = pool->n < max2(max2(GT__POOL_MAX, pool->want), peak(pool));
     if (room && pool->n == pool->cap) {
         size_t cap = pool->cap ? pool->cap * 2 : 64;
         gt__pooled *v = realloc(pool->v, cap * sizeof *v);
@@ -279,7 +278,8 @@ int gt__stack_keep(gt__sched *S, gt__thread *t)
     return 1;
 }
 
-static void trim_pool(gt__pool *pool)
+/* One batch of giving back; says whether more is left. */
+static int trim_pool(gt__pool *pool)
 {
     size_t budget = GT__TRIM_BATCH;
     size_t limit = max2(GT__POOL_MAX, pool->want);
@@ -296,20 +296,27 @@ static void trim_pool(gt__pool *pool)
         pool->total = pool->total > k ? pool->total - k : 0;
         memmove(pool->v, pool->v + k, pool->n * sizeof *pool->v);
         pool->cold = pool->cold > k ? pool->cold - k : 0;
+        pool->low = pool->low > k ? pool->low - k : 0;
         budget = k < budget ? budget - k : 0;
     }
     while (budget && pool->cold < pool->n && warm(pool) > pool->want) {
         madvise(pool->v[pool->cold++].map, pool->map_size, MADV_DONTNEED);
         budget--;
     }
-    pool->trim =
-        pool->n > limit || (pool->cold < pool->n && warm(pool) > pool->want);
+    if (pool->low < pool->cold) pool->low = pool->cold;
+    return pool->n > limit || (pool->cold < pool->n && warm(pool) > pool->want);
 }
 
 void gt__stack_trim(gt__sched *S)
 {
-    for (int i = 0; i < 2; i++)
-        if (S->pool[i].trim) trim_pool(&S->pool[i]);
+    int64_t now = S->next_id;
+    for (int i = 0; i < 2; i++) {
+        gt__pool *pool = &S->pool[i];
+        if (now < pool->until) continue;
+        if (now >= pool->end) period_end(pool, now);
+        /* While there is more to give back, look again next round. */
+        pool->until = trim_pool(pool) ? now : pool->end;
+    }
 }
 
 void gt__stack_unmap(gt__thread *t)
@@ -318,7 +325,8 @@ void gt__stack_unmap(gt__thread *t)
     unmap(t->map, t->map_size, &id);
 }
 
-/* Unmaps every pooled stack and forgets the working set. */
+/* Unmaps every pooled stack and forgets the working set; the loop starts
+ * a new period after its next round. */
 static void drain(gt__pool *pool)
 {
     for (size_t i = 0; i < pool->n; i++)
@@ -328,7 +336,6 @@ static void drain(gt__pool *pool)
     memset(pool, 0, sizeof *pool);
     pool->map_size = map_size;
     pool->want = GT__WARM_MIN;
-    pool->tick = GT__PERIOD_MIN;
 }
 
 void gt__stack_cleanup(gt__sched *S)

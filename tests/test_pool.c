@@ -6,9 +6,9 @@
  * of each stack (where a thread's first frame lives), which a thread
  * records from inside; the test asserts on the main stack afterwards.
  *
- * The pool's periods are counted in stack returns, not in time, so every
+ * The pool's periods are counted in spawns, not in time, so every
  * count here is deterministic.  The figures the assertions use follow from
- * the policy in runtime/stack.c: a period lasts 4 W returns (at least 1024)
+ * the policy in runtime/stack.c: a period lasts 4 W spawns (at least 1024)
  * for a working set of W stacks; W is the largest of two periods' peaks and
  * the previous W less an eighth; max(256, W + W/8) stacks stay warm; at
  * least 4096 stay pooled; the loop gives back 256 stacks a round. */
@@ -178,7 +178,7 @@ static void check_shrink(int flags)
     assert_int_equal(r.steady_missing, 0);
 
     /* The working set shrank, but the pool keeps it for a full period
-     * (4 × 2000 returns = 160 rounds of 50) before it gives anything
+     * (4 × 2000 spawns = 160 rounds of 50) before it gives anything
      * back. */
     assert_int_equal(r.early_dontneed, 0);
     assert_int_equal(r.early_missing, 0);
