@@ -175,31 +175,43 @@ typedef struct gt__thread {
     char name[32];              /* from gt_attr, NUL-terminated */
 } gt__thread;
 
-/* A stack kept for reuse.  `cold` stacks had their pages returned to the
- * kernel; the most recently freed ones are kept warm. */
+/* A stack kept for reuse. */
 typedef struct gt__pooled {
     char *map;
     unsigned vg_id;
-    int cold;
 #ifdef GT__TSAN
     void *tsan_fiber;
 #endif
 } gt__pooled;
 
-/* The pool entry for t's stack, warm. */
+/* The pool entry for t's stack. */
 static inline gt__pooled gt__pooled_of(const gt__thread *t)
 {
 #ifdef GT__TSAN
-    return (gt__pooled){t->map, t->vg_id, 0, t->ctx.tsan_fiber};
+    return (gt__pooled){t->map, t->vg_id, t->ctx.tsan_fiber};
 #else
-    return (gt__pooled){t->map, t->vg_id, 0};
+    return (gt__pooled){t->map, t->vg_id};
 #endif
 }
 
+/* Freed stacks of the default size, for one guard mode.  The pool keeps
+ * the working set warm and gives the rest back; stack.c explains how.  The
+ * fields spawn and exit use come first. */
 typedef struct gt__pool {
-    gt__pooled *v;   /* LIFO */
+    gt__pooled *v;   /* LIFO: v[0..cold) gave their pages back
+                        (oldest first), v[cold..n) are warm */
     size_t n, cap;   /* entries used and allocated */
+    size_t low;      /* spawn's fast path pops only above this index (at
+                        least cold): the period's low-water mark of n */
     size_t map_size; /* mapping size of the stacks it holds */
+    size_t cold;     /* entries below this index are cold */
+    size_t total;    /* stacks of that size mapped */
+    int64_t until;   /* the loop looks at the pool again once
+                        gt__sched.next_id reaches this */
+    int64_t end;     /* next_id at which the period ends */
+    size_t last;     /* the previous period's peak in use */
+    size_t w;        /* the working set, as the last period ended */
+    size_t want;     /* warm stacks, in use or pooled, to keep */
 } gt__pool;
 
 /* A timer that calls fn in the loop, on the loop's own stack, instead of
@@ -290,23 +302,20 @@ gt__thread *gt__find(gt__sched *S, int64_t id);
 void gt__fatal(const char *file, int line, const char *what);
 
 #define GT__TCB_SIZE ((sizeof(gt__thread) + 63) & ~(size_t)63)
-#define GT__HOT                                                                \
-    256 /* pooled stacks kept warm: a burst of short threads                   \
-         * (one per event, say) must not fault pages in */
 
-/* Fast path of gt__stack_get: the newest pooled stack, if still warm. */
+/* Fast path of gt__stack_get: the newest pooled stack, while it is warm
+ * and above the period's low-water mark (gt__stack_get moves the mark). */
 static inline gt__thread *gt__stack_warm(gt__pool *p)
 {
-    if (!p->n || p->v[p->n - 1].cold) return NULL;
+    if (p->n == p->low) return NULL;
     char *map = p->v[--p->n].map;
     return (gt__thread *)(void *)(map + p->map_size - GT__TCB_SIZE);
 }
 
-/* Fast path of gt__stack_keep: pools a stack while few are pooled. */
+/* Fast path of gt__stack_keep: pools a stack while the array has room. */
 static inline int gt__stack_keep_warm(gt__pool *p, gt__thread *t)
 {
-    if (t->map_size != p->map_size || p->n >= GT__HOT || p->n == p->cap)
-        return 0;
+    if (t->map_size != p->map_size || p->n == p->cap) return 0;
     p->v[p->n++] = gt__pooled_of(t);
     return 1;
 }
@@ -321,6 +330,17 @@ int gt__stack_get(gt__sched *S, size_t size, int flags, gt__thread **out);
 int gt__stack_keep(gt__sched *S, gt__thread *t);
 void gt__stack_unmap(gt__thread *t);
 void gt__stack_cleanup(gt__sched *S);
+/* Ends the pools' periods and gives pooled stacks beyond the working set
+ * back to the kernel, a batch at a time; gt__stack_loop calls it. */
+void gt__stack_trim(gt__sched *S);
+/* Called by the loop after each round.  Periods are counted in spawns, by
+ * the thread ids issued (gt__sched.next_id), so spawn and exit count
+ * nothing for the pool. */
+static inline void gt__stack_loop(gt__sched *S)
+{
+    if (S->next_id >= S->pool[0].until || S->next_id >= S->pool[1].until)
+        gt__stack_trim(S);
+}
 size_t gt__page_size(void);
 void gt__overflow(gt__thread *t);
 void gt__install_overflow_handler(gt__sched *S);

@@ -206,6 +206,9 @@ int gt_dispatch(int64_t deadline)
         gt__switch(S, NULL, gt__pop_ready(S));
         if (!gt__list_empty(&S->zombies)) gt__release_zombies(S);
     }
+    /* The stack pools measure their working set and give back what is
+     * beyond it between rounds, never in a spawn or an exit (stack.c). */
+    gt__stack_loop(S);
     return S->ids_n || S->ctimers || (S->io && S->io->waiters);
 }
 

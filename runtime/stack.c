@@ -1,8 +1,48 @@
 /* Stacks: one mmap each, a guard page below unless GT_NOGUARD (see
- * guard_pages), and the thread's control block at the top.  Freed stacks of the
- * default size are pooled.  The last GT__HOT freed stay warm for the next
- * spawn; older ones give their pages back to the kernel with MADV_DONTNEED, and
- * past GT__POOL_MAX stacks are unmapped. */
+ * guard_pages), and the thread's control block at the top.  Freed stacks of
+ * the default size are pooled, one pool per guard mode.
+ *
+ * The pool's warm set follows the working set.  A server that spawns a
+ * green thread per event takes and returns thousands of stacks a round; a
+ * pool that kept a fixed number warm would give the rest back to the kernel
+ * (MADV_DONTNEED) at every exit and fault them in again at every spawn.  So
+ * each pool measures its working set instead: the most stacks of its size
+ * in use at once during a period, which is the stacks it mapped less the
+ * fewest it held (the period's low-water mark).  A period is counted in
+ * spawns, not in time, so that an idle loop does no work for it and the
+ * policy is the same on a loaded machine as on an idle one; it lasts four
+ * times the working set (at least GT__PERIOD_MIN spawns), long enough to
+ * span a few whole rounds of the workload that set it.
+ *
+ * When a period ends, the pool's working set W becomes the largest of this
+ * period's peak, the previous period's peak, and the old W less an eighth;
+ * the pool then keeps want = W + W/8 stacks warm, in use or pooled, and at
+ * least GT__WARM_MIN.  Three things there make the hysteresis.  Taking two
+ * periods' peaks means nothing goes back before the working set has stayed
+ * smaller for a whole period.  The eighth lost per period after that means
+ * memory goes back gradually (half of the excess after five periods, some
+ * twenty times the working set in spawns), so a set that shrinks between
+ * bursts (a loop that fell behind and comes back to a backlog, a wave of
+ * connections) stays warm while the bursts recur within a few periods.
+ * The eighth of slack keeps a set that varies a little from round to round
+ * from being trimmed and faulted back in turn.  An idle loop spawns
+ * nothing, so it keeps its warm set until threads run again.
+ *
+ * Spawn and exit count nothing: exit pushes on the LIFO array, and spawn
+ * pops from it down to the low-water mark `low`.  Below the mark, spawn
+ * takes the slow path, gt__stack_get, which lowers the mark by a sixteenth
+ * of the warm stacks left; so the mark is the period's true low to within
+ * a sixteenth of the warm set (the working set is overestimated, never
+ * underestimated), and the slow path runs about sixteen times per halving
+ * of the warm set a period.  The loop ends periods (gt__stack_loop compares
+ * the thread ids issued against the period's end) and then gives back at
+ * most GT__TRIM_BATCH stacks per round: pooled stacks beyond
+ * max(GT__POOL_MAX, want) are unmapped, oldest first, and the oldest warm
+ * ones beyond want are made cold with MADV_DONTNEED.  Warm stacks sit above
+ * cold ones in the array, so "cold" is an index, and a spawn pops the most
+ * recently used stack, whose pages are the most likely to be in the cache.
+ * Nothing here allocates but exit when the array grows to a new working
+ * set. */
 #include "prefix.h"
 #include "internal.h"
 
@@ -20,7 +60,10 @@
 #include <sanitizer/asan_interface.h>
 #endif
 
-#define GT__POOL_MAX 4096
+#define GT__POOL_MAX 4096   /* stacks pooled at least, warm or cold */
+#define GT__WARM_MIN 256    /* stacks kept warm whatever the working set */
+#define GT__PERIOD_MIN 1024 /* spawns in the shortest period */
+#define GT__TRIM_BATCH 256  /* stacks given back per call of the trim */
 
 /* Threads may race to fill in these two; each writes the same value,
  * and relaxed atomics make that race well defined at no cost. */
@@ -143,12 +186,17 @@ int gt__stack_get(gt__sched *S, size_t size, int flags, gt__thread **out)
     size_t map_size = map_size_of(size, flags);
     size_t guard = map_size - size;
 
-    if (size == S->stack_size && pool->n) {
+    if (map_size == pool->map_size && pool->n) {
         /* A warm stack still has its control block and canary intact:
          * the canary was checked when its last thread switched away. */
         gt__pooled *p = &pool->v[--pool->n];
-        *out = p->cold ? setup(p, map_size, guard, flags)
-                       : tcb_of(p->map, map_size);
+        int cold = pool->n < pool->cold;
+        if (cold) pool->cold = pool->n;
+        /* A new low-water mark: the fast path may take another sixteenth
+         * of the warm stacks before it comes here again. */
+        pool->low = pool->n - (pool->n - pool->cold) / 16;
+        *out =
+            cold ? setup(p, map_size, guard, flags) : tcb_of(p->map, map_size);
         return 0;
     }
     char *map =
@@ -168,31 +216,107 @@ int gt__stack_get(gt__sched *S, size_t size, int flags, gt__thread **out)
 #ifdef GT__TSAN
     id.tsan_fiber = __tsan_create_fiber(0);
 #endif
+    if (map_size == pool->map_size) pool->total++;
     *out = setup(&id, map_size, guard, flags);
     return 0;
+}
+
+static size_t max2(size_t a, size_t b)
+{
+    return a > b ? a : b;
+}
+
+/* The most stacks in use at once in this period, as far as the low-water
+ * mark tells (0 when stacks mapped under an earlier default of the same
+ * size, which the count never saw, came back). */
+static size_t peak(const gt__pool *pool)
+{
+    return pool->total > pool->low ? pool->total - pool->low : 0;
+}
+
+/* Warm stacks, in use or pooled: all but the cold ones. */
+static size_t warm(const gt__pool *pool)
+{
+    return pool->total > pool->cold ? pool->total - pool->cold : 0;
+}
+
+/* Starts a new period: see the comment at the top. */
+static void period_end(gt__pool *pool, int64_t now)
+{
+    size_t p = peak(pool);
+    size_t w = max2(max2(p, pool->last), pool->w - pool->w / 8);
+    pool->w = w;
+    pool->last = p;
+    pool->low = pool->n;
+    pool->want = max2(GT__WARM_MIN, w + w / 8);
+    pool->end = now + (int64_t)max2(GT__PERIOD_MIN, 4 * w);
 }
 
 int gt__stack_keep(gt__sched *S, gt__thread *t)
 {
     gt__pool *pool = &S->pool[t->flags];
-    if (t->map_size != pool->map_size || pool->n == GT__POOL_MAX) return 0;
-    if (pool->n == pool->cap) {
+    if (t->map_size != pool->map_size) return 0;
+    /* Beyond what the working set needs, the stack goes back at once.
+     * The period's peak counts, so that the first round of a new, larger
+     * working set is pooled whole. */
+    int room = pool->n < max2(max2(GT__POOL_MAX, pool->want), peak(pool));
+    if (room && pool->n == pool->cap) {
         size_t cap = pool->cap ? pool->cap * 2 : 64;
         gt__pooled *v = realloc(pool->v, cap * sizeof *v);
-        if (!v) return 0;
-        pool->v = v;
-        pool->cap = cap;
+        if (v) {
+            pool->v = v;
+            pool->cap = cap;
+        }
+        room = v != NULL;
+    }
+    if (!room) {
+        /* The caller unmaps it. */
+        if (pool->total) pool->total--;
+        return 0;
     }
     pool->v[pool->n++] = gt__pooled_of(t);
-    /* Keep only the newest GT__HOT warm: everything below them is cold. */
-    if (pool->n > GT__HOT) {
-        gt__pooled *p = &pool->v[pool->n - 1 - GT__HOT];
-        if (!p->cold) {
-            madvise(p->map, t->map_size, MADV_DONTNEED);
-            p->cold = 1;
-        }
-    }
     return 1;
+}
+
+/* One batch of giving back; says whether more is left. */
+static int trim_pool(gt__pool *pool)
+{
+    size_t budget = GT__TRIM_BATCH;
+    size_t limit = max2(GT__POOL_MAX, pool->want);
+    if (pool->n > limit) {
+        /* The oldest entries go; moving the rest down costs up to
+         * sixteen entries per stack unmapped, as the batch grows with the
+         * pool. */
+        size_t k = pool->n - limit;
+        size_t batch = max2(budget, pool->n / 16);
+        if (k > batch) k = batch;
+        for (size_t i = 0; i < k; i++)
+            unmap(pool->v[i].map, pool->map_size, &pool->v[i]);
+        pool->n -= k;
+        pool->total = pool->total > k ? pool->total - k : 0;
+        memmove(pool->v, pool->v + k, pool->n * sizeof *pool->v);
+        pool->cold = pool->cold > k ? pool->cold - k : 0;
+        pool->low = pool->low > k ? pool->low - k : 0;
+        budget = k < budget ? budget - k : 0;
+    }
+    while (budget && pool->cold < pool->n && warm(pool) > pool->want) {
+        madvise(pool->v[pool->cold++].map, pool->map_size, MADV_DONTNEED);
+        budget--;
+    }
+    if (pool->low < pool->cold) pool->low = pool->cold;
+    return pool->n > limit || (pool->cold < pool->n && warm(pool) > pool->want);
+}
+
+void gt__stack_trim(gt__sched *S)
+{
+    int64_t now = S->next_id;
+    for (int i = 0; i < 2; i++) {
+        gt__pool *pool = &S->pool[i];
+        if (now < pool->until) continue;
+        if (now >= pool->end) period_end(pool, now);
+        /* While there is more to give back, look again next round. */
+        pool->until = trim_pool(pool) ? now : pool->end;
+    }
 }
 
 void gt__stack_unmap(gt__thread *t)
@@ -201,13 +325,17 @@ void gt__stack_unmap(gt__thread *t)
     unmap(t->map, t->map_size, &id);
 }
 
+/* Unmaps every pooled stack and forgets the working set; the loop starts
+ * a new period after its next round. */
 static void drain(gt__pool *pool)
 {
     for (size_t i = 0; i < pool->n; i++)
         unmap(pool->v[i].map, pool->map_size, &pool->v[i]);
     free(pool->v);
-    pool->v = NULL;
-    pool->n = pool->cap = 0;
+    size_t map_size = pool->map_size;
+    memset(pool, 0, sizeof *pool);
+    pool->map_size = map_size;
+    pool->want = GT__WARM_MIN;
 }
 
 void gt__stack_cleanup(gt__sched *S)

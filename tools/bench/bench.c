@@ -2,6 +2,7 @@
  * next to a reference measured in the same run.  MIT licence, see LICENSE.
  *
  *   socketloop-bench [--json] [--quick] [--only NAME[,NAME...]]
+ *       [--rounds R]
  *
  * Timings are the best (minimum) of several runs after a warm-up that also
  * calibrates the iteration count, on CLOCK_MONOTONIC.  The parked-thread
@@ -18,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <ucontext.h>
@@ -36,6 +38,7 @@ void slb_fctx_create(long n);
 /* --- Options and output -------------------------------------------------- */
 
 static int opt_json, opt_quick;
+static long opt_rounds; /* churn rounds; 0: the default */
 static const char *opt_only;
 static int failed;
 
@@ -46,7 +49,7 @@ typedef struct row {
     char note[400];
 } row;
 
-static row rows[16];
+static row rows[24];
 static int nrows;
 
 static row *add_row(const char *name, double value, const char *unit,
@@ -591,13 +594,126 @@ static void bench_parked(const char *name, int guard, long want)
     while (len && r->note[len - 1] == ' ') r->note[--len] = 0;
 }
 
+/* --- churn: short-lived threads, N at a time ------------------------------
+ *
+ * A server that spawns one green thread per event: each round spawns N
+ * threads, which all hold their stacks at once (the round's working set),
+ * touch a few KiB of stack as a handler would, and end.  After a few
+ * warm-up rounds the stack pool should serve every spawn from warm stacks:
+ * no page faults, no madvise, no mmap.  The row gives the time per spawn +
+ * run + exit and, from getrusage, the minor page faults per thread over the
+ * measured rounds; count the system calls from outside, e.g.
+ *   perf stat -e 'syscalls:sys_enter_madvise,syscalls:sys_enter_mmap,
+ *                 page-faults' socketloop-bench --only churn_10000
+ * Each N runs in a forked child, like the parked measurements. */
+
+typedef struct churn_result {
+    int ok;
+    long threads; /* measured: rounds × N */
+    double ns_per_thread;
+    double faults_per_thread;
+    char note[200];
+} churn_result;
+
+static long churn_ran;
+
+static void churn_fn(void *arg)
+{
+    /* A handler's worth of stack: 4 KiB, so that each thread touches the
+     * page of its control block and the one below it. */
+    volatile char buf[4096];
+    buf[0] = (char)(uintptr_t)arg;
+    buf[sizeof buf - 1] = buf[0];
+    churn_ran++;
+}
+
+static long minor_faults(void)
+{
+    struct rusage ru;
+    return getrusage(RUSAGE_SELF, &ru) == 0 ? ru.ru_minflt : -1;
+}
+
+static void churn_round(long n)
+{
+    for (long i = 0; i < n; i++) CHECK(gt_spawn(churn_fn, NULL), "gt_spawn");
+    int rc = gt_run();
+    if (rc != 0) fail("churn: gt_run returned %d (%s)", rc, gt_strerror(rc));
+}
+
+static void churn_child(long n, churn_result *res)
+{
+    /* Rounds enough for about 2 million threads (200,000 with --quick),
+     * and never fewer than 20. */
+    long rounds = opt_rounds ? opt_rounds : (opt_quick ? 200000 : 2000000) / n;
+    if (rounds < 20) rounds = 20;
+    long warm = rounds / 10 < 5 ? 5 : rounds / 10;
+    memset(res, 0, sizeof *res);
+    for (long r = 0; r < warm; r++) churn_round(n);
+    churn_ran = 0;
+    long f0 = minor_faults();
+    int64_t t0 = now_ns();
+    for (long r = 0; r < rounds; r++) churn_round(n);
+    int64_t t1 = now_ns();
+    long f1 = minor_faults();
+    if (churn_ran != rounds * n)
+        fail("churn: %ld of %ld threads ran", churn_ran, rounds * n);
+    res->threads = rounds * n;
+    res->ns_per_thread = (double)(t1 - t0) / (double)res->threads;
+    res->faults_per_thread = (double)(f1 - f0) / (double)res->threads;
+    snprintf(res->note, sizeof res->note,
+             "%ld rounds of %ld after %ld warm-up rounds: %.4f minor page "
+             "faults per thread",
+             rounds, n, warm, res->faults_per_thread);
+    res->ok = 1;
+}
+
+static void bench_churn(const char *name, long n)
+{
+    int fd[2];
+    churn_result res;
+    fflush(NULL);
+    if (pipe(fd) < 0) fail("pipe: %s", strerror(errno));
+    pid_t pid = fork();
+    if (pid < 0) fail("fork: %s", strerror(errno));
+    if (pid == 0) {
+        close(fd[0]);
+        churn_child(n, &res);
+        ssize_t w = write(fd[1], &res, sizeof res);
+        _exit(w == (ssize_t)sizeof res ? 0 : 1);
+    }
+    close(fd[1]);
+    ssize_t got = 0;
+    while (got < (ssize_t)sizeof res) {
+        ssize_t r = read(fd[0], (char *)&res + got, sizeof res - (size_t)got);
+        if (r <= 0) break;
+        got += r;
+    }
+    close(fd[0]);
+    int status;
+    while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+    }
+    if (got != (ssize_t)sizeof res || !WIFEXITED(status) ||
+        WEXITSTATUS(status) != 0 || !res.ok) {
+        row *r = add_row(name, NAN, "ns", NULL, NAN, -1);
+        snprintf(r->note, sizeof r->note, "FAILED: child exit status %d",
+                 WIFEXITED(status) ? WEXITSTATUS(status) : -1);
+        failed = 1;
+        return;
+    }
+    row *r = add_row(name, res.ns_per_thread, "ns", NULL, NAN, res.threads);
+    snprintf(r->note, sizeof r->note, "%s", res.note);
+}
+
 /* --- main ----------------------------------------------------------------- */
 
 static void usage(FILE *out)
 {
     fputs("usage: socketloop-bench [--json] [--quick] [--only NAME[,NAME...]]\n"
+          "                        [--rounds R]\n"
           "names: switch, spawn_join, chan_pingpong, parked_guard, "
-          "parked_noguard\n",
+          "parked_noguard,\n"
+          "       churn (churn_100, churn_1000, churn_10000)\n"
+          "--rounds: churn rounds per N (default: about 2 million threads)\n",
           out);
 }
 
@@ -612,7 +728,14 @@ int main(int argc, char **argv)
             opt_only = argv[++i];
         else if (strncmp(argv[i], "--only=", 7) == 0)
             opt_only = argv[i] + 7;
-        else if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+        else if (strcmp(argv[i], "--rounds") == 0 && i + 1 < argc) {
+            opt_rounds = strtol(argv[++i], NULL, 10);
+            if (opt_rounds <= 0) {
+                usage(stderr);
+                return 2;
+            }
+        } else if (strcmp(argv[i], "--help") == 0 ||
+                   strcmp(argv[i], "-h") == 0) {
             usage(stdout);
             return 0;
         } else {
@@ -621,9 +744,10 @@ int main(int argc, char **argv)
         }
     }
     if (opt_only) {
-        static const char *const names[] = {"switch", "spawn_join",
-                                            "chan_pingpong", "parked_guard",
-                                            "parked_noguard"};
+        static const char *const names[] = {
+            "switch",       "spawn_join",     "chan_pingpong",
+            "parked_guard", "parked_noguard", "churn",
+            "churn_100",    "churn_1000",     "churn_10000"};
         int any = 0;
         for (size_t i = 0; i < sizeof names / sizeof *names; i++)
             any |= selected(names[i]);
@@ -658,6 +782,14 @@ int main(int argc, char **argv)
         bench_parked("parked_guard", 1, opt_quick ? 10000 : 100000);
     if (selected("parked_noguard"))
         bench_parked("parked_noguard", 0, opt_quick ? 10000 : 1000000);
+    {
+        static const char *const churn_names[] = {"churn_100", "churn_1000",
+                                                  "churn_10000"};
+        static const long churn_n[] = {100, 1000, 10000};
+        for (int i = 0; i < 3; i++)
+            if (selected("churn") || selected(churn_names[i]))
+                bench_churn(churn_names[i], churn_n[i]);
+    }
 #ifndef SLB_HAVE_FCONTEXT
     if (nrows && (selected("switch") || selected("spawn_join") ||
                   selected("chan_pingpong")))
