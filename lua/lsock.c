@@ -77,7 +77,7 @@ static int push_results(lua_State *L, lsl_op *o)
         break;
     case LSL_SEND:
         if (rc) n = lsl_push_error(L, rc) + 1;
-        lua_pushinteger(L, (lua_Integer)(o->first + op->moved));
+        lua_pushinteger(L, (lua_Integer)o->first + (lua_Integer)op->moved);
         break;
     case LSL_ACCEPT:
         if (rc)

@@ -147,6 +147,7 @@ typedef struct net__opx {
     int dir;            /* 0 read, 1 write */
     int phase;          /* CONNECT: 1 once connect() is in progress */
     int async;          /* started by net_op_start, not yet ended */
+    int kicked;         /* its timer steps it: another call left bytes */
 } net__opx;
 enum { NET__OP_IDLE, NET__OP_IO, NET__OP_TIME };
 static inline net__opx *net__x(net_op *op)

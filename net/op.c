@@ -119,14 +119,22 @@ static int prepare(net_op *op)
 
 /* After an operation on s has ended, however it ended: a reader that
  * waits while this one left bytes buffered must see them now, since no
- * event will tell it (they are no longer in the kernel). */
+ * event will tell it (they are no longer in the kernel).  A parked thread
+ * is woken; a started op steps from its timer, in the loop. */
 static void ended(net_op *op)
 {
     net_sock *s = op->s;
     if (!s || net__x(op)->dir) return;
     net_op *other = s->w.op[0];
-    if (other && other != op && s->rlen && net__x(other)->state == NET__OP_IO)
-        net__op_ready(other);
+    if (!other || other == op || !s->rlen) return;
+    net__opx *ox = net__x(other);
+    if (ox->state != NET__OP_IO) return;
+    if (ox->thread) {
+        gt__wake(ox->thread, 0);
+    } else {
+        ox->kicked = 1;
+        gt__ctimer_start(&ox->timer, gt_now());
+    }
 }
 
 int net__dry(const net_sock *s, int dir, const net_op *op)
@@ -197,10 +205,11 @@ ssize_t net_op_run(net_op *op)
         }
     }
     /* A sleep waits first: it always lets the loop run. */
-    int r = op->kind == NET_OP_SLEEP ? NET__WAIT_TIME : step(op), rc;
+    int r = op->kind == NET_OP_SLEEP ? NET__WAIT_TIME : step(op);
     for (;; r = step(op)) {
         if (r == NET__DONE) break;
-        if ((rc = park(op, r)) < 0) {
+        int rc = park(op, r);
+        if (rc < 0) {
             op->rc = rc;
             break;
         }
@@ -281,9 +290,10 @@ static void on_timer(gt__ctimer *t)
 {
     net__opx *x = GT__CONTAINER(t, net__opx, timer);
     net_op *op = op_of(x);
-    if (x->state == NET__OP_TIME) {
+    if (x->kicked || x->state == NET__OP_TIME) {
+        x->kicked = 0;
         if (op->s) op->s->streak = 0;
-        resume(op); /* a back-off or a turn is over: the step decides */
+        resume(op); /* a back-off, a turn or a kick: the step decides */
         return;
     }
     op->rc = -ETIMEDOUT;

@@ -71,6 +71,7 @@ int net_connect_sock(net_sock *s, const char *host, int port, int64_t deadline)
     socklen_t len = sizeof ss;
     struct addrinfo *res;
     int rc;
+    memset(&ss, 0, sizeof ss);
     if (!s || !host || port <= 0 || port > 65535) return -EINVAL;
     if (net__alien(s)) return GT_EOWNER;
     if (s->closed) return NET_ECLOSED;
