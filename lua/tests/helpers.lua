@@ -35,4 +35,13 @@ function H.pair(loop, f)
 	end)
 end
 
+-- A port on 127.0.0.1 that nobody listens on (bound, then closed).
+function H.free_port()
+	local socket = require'socket'
+	local s = assert(socket.bind('127.0.0.1', 0))
+	local _, port = s:getsockname()
+	s:close()
+	return tonumber(port)
+end
+
 return H

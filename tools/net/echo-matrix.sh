@@ -16,13 +16,16 @@
 #   p50, p99   round-trip latency, microseconds
 #   cpu us/rt  the server's utime+stime (/proc/PID/stat, read by the load
 #              tool at both ends of the window) per round trip
+#   peak kB    (JSON only) the server's peak RSS (VmHWM) at the end of
+#              the cell
 #   idle B/conn  (N=10000 rows) the server's RSS with 10,000 idle
 #              connections held by `socketloop-load -i`, minus its RSS
 #              before, over 10,000; a fresh server each time
 # Each value is followed by its ratio to echo-epoll-ref's.
 #
 # Environment: DURATION (seconds per cell, default 5), WARMUP (default
-# 0.5), CONNS (default "1 100 1000 10000"), SIZE (default 64).
+# 0.5), CONNS (default "1 100 1000 10000"), SIZE (default 64), SERVERS
+# (default: every one built; the reference is always measured too).
 # Needs taskset (util-linux) and two CPUs; it installs nothing.  Without
 # libuv (Debian: libuv1-dev) echo-libuv-ref is not built and its rows are
 # left out; likewise the Lua rows without lua5.4, the built Lua module, or
@@ -74,6 +77,13 @@ if command -v lua5.4 >/dev/null && [ -f "$build/lua/5.4/socketloop/core.so" ] &&
     servers+=(socketloop-lua luv-ref)
 else
     say "note: lua5.4, the Lua module (build/lua/5.4) or luv (Debian: lua-luv) is missing: the Lua rows are left out"
+fi
+if [ -n "${SERVERS:-}" ]; then # a chosen few, the reference always among them
+    chosen=(echo-epoll-ref)
+    for s in "${servers[@]}"; do
+        [ "$s" != echo-epoll-ref ] && [[ " $SERVERS " == *" $s "* ]] && chosen+=("$s")
+    done
+    servers=("${chosen[@]}")
 fi
 
 # --- Processes, and their cleanup -------------------------------------------
@@ -136,7 +146,7 @@ jget() { # key file: a number from the load tool's one-line JSON
 
 rss_kb() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status" 2>/dev/null; }
 
-declare -A rate p50 p99 cpu err idle
+declare -A rate p50 p99 cpu err idle peak
 
 run_cell() { # server N
     start_server "$1"
@@ -147,8 +157,10 @@ run_cell() { # server N
     pids+=("$lp")
     wait "$lp"
     forget "$lp"
-    stop "$SPID"
     local k="$1:$2"
+    peak[$k]=$(awk '/^VmHWM:/ {print $2}' "/proc/$SPID/status" 2>/dev/null)
+    [ -n "${peak[$k]}" ] || peak[$k]=nan
+    stop "$SPID"
     if ! grep -q '"rate"' "$tmp/load.json"; then
         say "  $1 N=$2: the load tool failed: $(cat "$tmp/load.err")"
         rate[$k]=nan p50[$k]=nan p99[$k]=nan cpu[$k]=nan err[$k]=nan
@@ -227,11 +239,12 @@ if [ "$json" = 1 ]; then
     for n in $CONNS; do
         for s in "${servers[@]}"; do
             k="$s:$n" r="$ref:$n"
-            printf '%s{"server":"%s","conns":%s,"rate":%s,"rate_ratio":%s,"p50_us":%s,"p50_ratio":%s,"p99_us":%s,"p99_ratio":%s,"cpu_us_per_rt":%s,"cpu_ratio":%s,"errors":%s}' \
+            printf '%s{"server":"%s","conns":%s,"rate":%s,"rate_ratio":%s,"p50_us":%s,"p50_ratio":%s,"p99_us":%s,"p99_ratio":%s,"cpu_us_per_rt":%s,"cpu_ratio":%s,"peak_rss_kb":%s,"errors":%s}' \
                 "$sep" "$s" "$n" "$(num "${rate[$k]}")" "$(rnum "${rate[$k]}" "${rate[$r]}")" \
                 "$(num "${p50[$k]}")" "$(rnum "${p50[$k]}" "${p50[$r]}")" \
                 "$(num "${p99[$k]}")" "$(rnum "${p99[$k]}" "${p99[$r]}")" \
-                "$(num "${cpu[$k]}")" "$(rnum "${cpu[$k]}" "${cpu[$r]}")" "$(num "${err[$k]}")"
+                "$(num "${cpu[$k]}")" "$(rnum "${cpu[$k]}" "${cpu[$r]}")" \
+                "$(num "${peak[$k]}")" "$(num "${err[$k]}")"
             sep=,
         done
     done
