@@ -106,7 +106,7 @@ typedef struct lsl_sock {
      * they hold the whole counts once the descriptor is gone. */
     double st_in, st_out;
     int64_t born; /* gt_now() at birth, as getstats' age counts */
-    lsl_op op[2]; /* read side and write side */
+    lsl_op *op[2]; /* read side and write side, made on first use */
 } lsl_sock;
 
 /* lcore.c */

@@ -257,10 +257,28 @@ static int run_op(lua_State *L, lsl_op *o, int anchor)
     return lsl_cannot_block(L, "this call");
 }
 
+/* The socket's op for a direction, made on first use.  It lives outside
+ * the Lua heap (the collector's pace follows that heap's size, and a busy
+ * server's sockets should not make it hold more garbage), and a socket
+ * that has only ever read has no write side. */
+static lsl_op *op_of_dir(lsl_sock *a, int dir)
+{
+    lsl_op *o = a->op[dir];
+    if (o) return o;
+    if (!(o = calloc(1, sizeof *o))) return NULL;
+    o->a = a;
+    o->data_ref = LUA_NOREF;
+    return a->op[dir] = o;
+}
+
 /* Takes o for a new call, or pushes LuaSocket's error. */
 static lsl_op *take_op(lua_State *L, lsl_sock *a, int dir, int kind)
 {
-    lsl_op *o = &a->op[dir];
+    lsl_op *o = op_of_dir(a, dir);
+    if (!o) {
+        lsl_push_error(L, -ENOMEM);
+        return NULL;
+    }
     if (o->active) {
         lsl_push_error(L, -EALREADY);
         return NULL;
@@ -458,7 +476,8 @@ int lsl_sleep(lua_State *L)
     double t = luaL_checknumber(L, 2);
     /* A socket of its own, for the op's memory. */
     lsl_sock *a = lsl_push_sock(L, lp, NULL, LSL_MASTER);
-    lsl_op *o = &a->op[0];
+    lsl_op *o = op_of_dir(a, 0);
+    if (!o) return lsl_push_error(L, -ENOMEM);
     o->kind = LSL_SLEEP;
     o->op = (net_op){.kind = NET_OP_SLEEP,
                      .idle = -1,
@@ -919,13 +938,15 @@ static int m_gc(lua_State *L)
 {
     lsl_sock *a = check_sock(L);
     for (int dir = 0; dir < 2; dir++) {
-        lsl_op *o = &a->op[dir];
+        lsl_op *o = a->op[dir];
+        if (!o) continue;
         if (o->active) net_op_cancel(&o->op);
         lsl_unqueue(o);
         net_buf_free(&o->buf);
         free(o->host);
         free(o->lhost);
-        o->host = o->lhost = NULL;
+        free(o);
+        a->op[dir] = NULL;
     }
     if (a->s) net_close(a->s);
     a->s = NULL;
@@ -963,10 +984,6 @@ lsl_sock *lsl_push_sock(lua_State *L, lsl_loop *lp, net_sock *s, int kind)
     if (s) net_stats(s, NULL, NULL, &age);
     a->born = gt_now() - age;
     a->s = s;
-    for (int dir = 0; dir < 2; dir++) {
-        a->op[dir].a = a;
-        a->op[dir].data_ref = LUA_NOREF;
-    }
     luaL_getmetatable(L, LSL_SOCK);
     lua_setmetatable(L, -2);
     return a;

@@ -170,6 +170,21 @@ static int line(net_sock *s, net_op *op)
     }
 }
 
+/* Takes k bytes of the read-ahead buffer into out. */
+static int take(net_sock *s, net_buf *out, size_t k)
+{
+    if (reserve(out, k) < 0) return -ENOMEM;
+    memcpy(out->data + out->len, s->rbuf + s->rpos, k);
+    out->len += k;
+    s->rpos += k;
+    s->rlen -= k;
+    return 0;
+}
+
+/* Counts and read-to-close read straight into out only when it has room
+ * for a whole read-ahead buffer's worth already (a big transfer); small
+ * reads go through the read-ahead buffer, so that a call that waits holds
+ * no memory of its own for what has not come yet. */
 static int bytes(net_sock *s, net_op *op)
 {
     net_buf *out = op->out;
@@ -180,13 +195,23 @@ static int bytes(net_sock *s, net_op *op)
     }
     if (n > SIZE_MAX / 2 - out->len) return done(op, -ENOMEM);
     for (;;) {
-        size_t got = out->len - start;
-        if (got == n || (got && (op->flags & NET_OP_SOME))) return done(op, 0);
-        size_t want = n - got < NET__CHUNK ? n - got : NET__CHUNK;
-        if (reserve(out, want) < 0) return done(op, -ENOMEM);
-        ssize_t r = net__read(s, out->data + out->len, want, op);
+        size_t got = out->len - start, want = n - got;
+        if (!want || (got && (op->flags & NET_OP_SOME))) return done(op, 0);
+        ssize_t r;
+        if (s->rlen) {
+            if (take(s, out, want < s->rlen ? want : s->rlen) < 0)
+                return done(op, -ENOMEM);
+            continue;
+        }
+        if (want >= NET__RBUF) {
+            if (want > NET__CHUNK) want = NET__CHUNK;
+            if (reserve(out, want) < 0) return done(op, -ENOMEM);
+            r = net__read(s, out->data + out->len, want, op);
+            if (r > 0) out->len += (size_t)r;
+        } else {
+            r = fill(s, op);
+        }
         if (r <= 0) return dry_or_end(op, r, NET_ECLOSED);
-        out->len += (size_t)r;
     }
 }
 
@@ -194,11 +219,18 @@ static int all(net_sock *s, net_op *op)
 {
     net_buf *out = op->out;
     for (;;) {
-        size_t want = s->rlen ? s->rlen : NET__RBUF;
-        if (reserve(out, want) < 0) return done(op, -ENOMEM);
-        ssize_t r = net__read(s, out->data + out->len, out->cap - out->len, op);
+        ssize_t r;
+        if (s->rlen) {
+            if (take(s, out, s->rlen) < 0) return done(op, -ENOMEM);
+            continue;
+        }
+        if (out->cap - out->len >= NET__RBUF) {
+            r = net__read(s, out->data + out->len, out->cap - out->len, op);
+            if (r > 0) out->len += (size_t)r;
+        } else {
+            r = fill(s, op);
+        }
         if (r <= 0) return dry_or_end(op, r, 0);
-        out->len += (size_t)r;
     }
 }
 

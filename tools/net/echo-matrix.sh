@@ -14,8 +14,8 @@
 # ramp to 10,000 is never measured.  Columns:
 #   rt/s       round trips per second
 #   p50, p99   round-trip latency, microseconds
-#   cpu us/rt  the server's utime+stime (/proc/PID/stat, read by the load
-#              tool at both ends of the window) per round trip
+#   cpu us/rt  the server's CPU time (its CPU clock, read by the load tool at
+#              both ends of the window) per round trip
 #   peak kB    (JSON only) the server's peak RSS (VmHWM) at the end of
 #              the cell
 #   idle B/conn  (N=10000 rows) the server's RSS with 10,000 idle
