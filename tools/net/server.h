@@ -14,7 +14,7 @@
  *   own accept loop, a green thread per connection;
  * - once every worker listens, main prints "listening on HOST:PORT" and
  *   waits in sigwait; a signal writes a byte into each worker's pipe, which
- *   a green thread of that worker watches with net_wait: it closes the
+ *   a green thread of that worker looks at every 50 ms: it closes the
  *   listener and cancels the connection threads, whose loop then ends. */
 #ifndef SLTOOLS_SERVER_H
 #define SLTOOLS_SERVER_H
@@ -40,13 +40,13 @@
 
 /* Options common to the servers. */
 typedef struct srv_opts {
-    const char *host;  /* -a, default 127.0.0.1 */
-    int port;          /* -p, 0 picks a free one */
+    const char *host;   /* -a, default 127.0.0.1 */
+    int port;           /* -p, 0 picks a free one */
     const char *poller; /* -b select|poll|epoll, NULL: the library's default */
-    int threads;       /* -t */
-    int64_t idle_ms;   /* -i SECONDS: deadline for the next request, 0 none */
-    int64_t op_ms;     /* -o MS: deadline of each operation, 0 none */
-    int verbose;       /* -v */
+    int threads;        /* -t */
+    int64_t idle_ms;    /* -i SECONDS: deadline for the next request, 0 none */
+    int64_t op_ms;      /* -o MS: deadline of each operation, 0 none */
+    int verbose;        /* -v */
 } srv_opts;
 
 /* A live connection, linked from its green thread's own stack. */
@@ -62,7 +62,7 @@ typedef struct srv_worker {
     net_handler *handler;
     const srv_opts *opts;
     long accepted;
-    srv_conn conns;       /* list head */
+    srv_conn conns; /* list head */
     int index;
     int listen_fd;        /* -t > 1: made by main, wrapped by the worker */
     int stop_rd, stop_wr; /* the stop pipe */
@@ -158,11 +158,16 @@ static inline void srv_acceptor(void *p)
 
 /* Waits for the stop byte, then closes the listener and cancels every
  * connection (each one's loop also checks w->stopping, since a connection
- * that never has to wait never parks and so never sees the cancel). */
+ * that never has to wait never parks and so never sees the cancel).  It
+ * looks at the pipe every 50 ms instead of parking in net_wait: a parked
+ * net_wait costs every round of an epoll loop a poll(2) of its own
+ * (net/loop.c), which would show in the benchmarks this server runs. */
 static inline void srv_stopper(void *p)
 {
     srv_worker *w = p;
-    int rc = net_wait(w->stop_rd, NET_IN, -1);
+    int rc;
+    while ((rc = net_wait(w->stop_rd, NET_IN, 0)) == -ETIMEDOUT)
+        if ((rc = gt_sleep(gt_now() + 50)) < 0) break;
     if (rc < 0) fprintf(stderr, "stop pipe: %s\n", net_strerror(rc));
     w->stopping = 1;
     net_close(w->listener);
@@ -282,10 +287,12 @@ static inline void srv_parse(srv_opts *o, int argc, char **argv,
     while ((c = getopt(argc, argv, "a:p:b:t:i:o:vh")) != -1) {
         switch (c) {
         case 'a': o->host = optarg; break;
-        case 'p': o->port = (int)srv_parse_long("port", optarg, 0, 65535); break;
+        case 'p':
+            o->port = (int)srv_parse_long("port", optarg, 0, 65535);
+            break;
         case 'b':
-            if (strcmp(optarg, "select") != 0 &&
-                strcmp(optarg, "poll") != 0 && strcmp(optarg, "epoll") != 0) {
+            if (strcmp(optarg, "select") != 0 && strcmp(optarg, "poll") != 0 &&
+                strcmp(optarg, "epoll") != 0) {
                 fprintf(stderr, "bad poller: %s\n", optarg);
                 exit(2);
             }
