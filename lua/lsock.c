@@ -268,7 +268,8 @@ static lsl_op *op_of_dir(lsl_sock *a, int dir)
     if (!(o = calloc(1, sizeof *o))) return NULL;
     o->a = a;
     o->data_ref = LUA_NOREF;
-    return a->op[dir] = o;
+    a->op[dir] = o;
+    return o;
 }
 
 /* Takes o for a new call, or pushes LuaSocket's error. */
