@@ -130,7 +130,7 @@ GT_API int gt_transfer(int64_t id, void *val, void **out, int64_t deadline);
 /* One round: waits (until the deadline at most, or the next timer) for
  * something to become ready when nothing is, then runs the ready green
  * threads.  Returns 1 while anything is alive or waits (a green thread,
- * or a socket or timer watched by the Lua module), 0 when nothing does,
+ * or an operation started with net_op_start), 0 when nothing does,
  * -EDEADLK when every live green thread waits for something that can never
  * happen (no timer, no I/O, no ready thread), -EPERM from a green thread. */
 GT_API int gt_dispatch(int64_t deadline);
@@ -159,7 +159,8 @@ GT_API int gt_dump(FILE *out);
 typedef struct gt_chan gt_chan;
 
 /* Every call below returns GT_EOWNER for a channel made on another OS
- * thread, -EINVAL for NULL. */
+ * thread, -EINVAL for NULL.  Elements are 1 byte to 1 GiB; a buffered
+ * channel holds at most SIZE_MAX / 2 bytes of them (else -EINVAL). */
 GT_API int gt_chan_make(gt_chan **out, size_t elem_size, size_t capacity);
 /* Copies elem into the channel.  -EPIPE once the channel is closed. */
 GT_API int gt_chan_send(gt_chan *ch, const void *elem, int64_t deadline);
@@ -185,7 +186,8 @@ typedef struct gt_chan_op {
  * its index; when several can, the first in the array wins.  The chosen
  * op's `result` says whether it moved an element (0) or found its channel
  * closed (-EPIPE).  Returns -ETIMEDOUT, -ECANCELED, -EINVAL, GT_EOWNER or
- * -EPERM when nothing was performed. */
+ * -EPERM when nothing was performed.  At most 64 operations (n > 64:
+ * -EINVAL). */
 GT_API int gt_choose(gt_chan_op *ops, int n, int64_t deadline);
 
 /* --- Semaphores --------------------------------------------------------

@@ -50,7 +50,11 @@ extern "C" {
 
 typedef struct net_sock net_sock;
 
-/* Adopts a connected or listening TCP socket; makes it non-blocking. */
+/* Adopts a stream socket (connected, listening, or not yet connected; see
+ * net_connect_addr); makes it non-blocking.  On success the socket owns
+ * the descriptor (net_close closes it, net_release gives it back); on
+ * failure the descriptor stays the caller's, untouched but for its
+ * O_NONBLOCK flag. */
 GT_API int net_wrap(net_sock **out, int fd);
 
 /* Connects to host:port, trying each address the name resolves to (IPv4
@@ -70,7 +74,10 @@ GT_API int net_connect_sock(net_sock *s, const char *host, int port,
                             int64_t deadline);
 
 /* Listens on host:port (host NULL or "*": every IPv4 address; "::": every
- * IPv6 one; port 0: a free port).  SO_REUSEADDR is set. */
+ * IPv6 one; port 0: a free port).  SO_REUSEADDR is set.  A host name is
+ * resolved without a deadline (from a green thread it parks for the
+ * resolver; outside one it blocks the OS thread): listen on numeric
+ * addresses, or "localhost", which /etc/hosts answers at once. */
 GT_API int net_listen(net_sock **out, const char *host, int port, int backlog);
 
 /* Accepts a connection (non-blocking, close-on-exec).  Out of descriptors
@@ -78,7 +85,7 @@ GT_API int net_listen(net_sock **out, const char *host, int port, int backlog);
  * until the deadline, then returns that error. */
 GT_API int net_accept(net_sock *listener, net_sock **out, int64_t deadline);
 
-/* The seed's newserver: listens, and runs handler(sock, arg) in a green
+/* A server: listens, and runs handler(sock, arg) in a green
  * thread of its own for each accepted connection.  The socket is closed
  * when the handler returns, unless the handler closed it.  Closing the
  * listener (*out) stops the acceptor.  Handler threads are named "conn". */
