@@ -47,24 +47,31 @@ static int resume(lua_State *co, int nargs, int *nres)
 #endif
 }
 
-/* LuaSocket's words for our codes, so that code written for blocking
- * LuaSocket (and Copas, and the original socketloop) matches them. */
+/* LuaSocket's words, so that code written for blocking LuaSocket (and
+ * Copas, and the original socketloop) matches them (see lsl.h). */
+const char *lsl_sock_strerror(int err)
+{
+    switch (err) {
+    case EADDRINUSE: return "address already in use";
+    case EISCONN: return "already connected";
+    case EACCES: return "permission denied";
+    case ECONNREFUSED: return "connection refused";
+    case ECONNABORTED:
+    case ECONNRESET: return "closed";
+    case ETIMEDOUT: return "timeout";
+    default: return net_strerror(-err);
+    }
+}
+
 const char *lsl_errstr(int rc)
 {
     switch (rc) {
     case NET_ECLOSED:
-    case -ECONNRESET:
-    case -EPIPE:
-    case -ECONNABORTED: return "closed";
-    case -ETIMEDOUT: return "timeout";
-    case -ECONNREFUSED: return "connection refused";
-    case -EADDRINUSE: return "address already in use";
-    case -EISCONN: return "already connected";
-    case -EACCES: return "permission denied";
+    case -EPIPE: return "closed"; /* as LuaSocket's I/O layer says */
     case -EMSGSIZE: return "line too long";
     case NET_ENOTFOUND: return "host or service not provided, or not known";
     case NET_ETRYAGAIN: return "temporary failure in name resolution";
-    default: return net_strerror(rc);
+    default: return rc > -4096 ? lsl_sock_strerror(-rc) : net_strerror(rc);
     }
 }
 

@@ -105,7 +105,7 @@ typedef struct lsl_sock {
     /* getstats: added to the net layer's counters (setstats moves them);
      * they hold the whole counts once the descriptor is gone. */
     double st_in, st_out;
-    int64_t born; /* gt_now() at birth, as getstats' age counts */
+    int64_t born;  /* gt_now() at birth, as getstats' age counts */
     lsl_op *op[2]; /* read side and write side, made on first use */
 } lsl_sock;
 
@@ -125,6 +125,11 @@ void lsl_fail(lsl_loop *lp, lua_State *co, const char *fmt, ...);
 int lsl_cannot_block(lua_State *L, const char *what);
 lsl_sock *lsl_push_sock(lua_State *L, lsl_loop *lp, net_sock *s, int kind);
 int lsl_push_error(lua_State *L, int rc);
+/* LuaSocket's text for an errno (its socket_strerror): the few fixed
+ * words that callers match, else the system's. */
+const char *lsl_sock_strerror(int err);
+/* LuaSocket's words for any of our result codes: those above, and what
+ * its I/O layer calls 'closed'. */
 const char *lsl_errstr(int rc);
 
 /* lsock.c */

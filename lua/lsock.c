@@ -285,7 +285,13 @@ static lsl_op *take_op(lua_State *L, lsl_sock *a, int dir, int kind)
         return NULL;
     }
     o->kind = kind;
-    o->op = (net_op){.s = a->s, .udata = o};
+    /* Each call sets the fields its kind reads, and net_op_start or
+     * net_op_run clears the layer's own part: only what a call sets for
+     * some kinds alone needs clearing here. */
+    o->op.s = a->s;
+    o->op.udata = o;
+    o->op.flags = 0;
+    o->op.done = NULL;
     set_times(o);
     return o;
 }
@@ -516,29 +522,6 @@ static lsl_sock *check_kind(lua_State *L, int kind)
     return a;
 }
 
-/* LuaSocket's text for an errno: a few fixed words that callers match,
- * else the system's. */
-static const char *sock_strerror(int err)
-{
-    switch (err) {
-    case EADDRINUSE: return "address already in use";
-    case EISCONN: return "already connected";
-    case EACCES: return "permission denied";
-    case ECONNREFUSED: return "connection refused";
-    case ECONNABORTED:
-    case ECONNRESET: return "closed";
-    case ETIMEDOUT: return "timeout";
-    default: return strerror(err);
-    }
-}
-
-static int push_errno(lua_State *L, int err)
-{
-    lua_pushnil(L);
-    lua_pushstring(L, sock_strerror(err));
-    return 2;
-}
-
 /* LuaSocket's text for a getaddrinfo failure. */
 static const char *gai_text(int rc)
 {
@@ -656,7 +639,7 @@ static int m_bind(lua_State *L)
         err = errno;
     }
     freeaddrinfo(res);
-    if (err) return push_errno(L, err);
+    if (err) return lsl_push_error(L, -err);
     return push_ok(L);
 }
 
@@ -665,8 +648,8 @@ static int m_listen(lua_State *L)
 {
     lsl_sock *a = check_kind(L, LSL_MASTER);
     int backlog = (int)luaL_optnumber(L, 2, 32);
-    if (!a->s) return push_errno(L, EBADF);
-    if (listen(net_fd(a->s), backlog) < 0) return push_errno(L, errno);
+    if (!a->s) return lsl_push_error(L, -EBADF);
+    if (listen(net_fd(a->s), backlog) < 0) return lsl_push_error(L, -errno);
     a->kind = LSL_SERVER;
     return push_ok(L);
 }
@@ -728,9 +711,9 @@ static int m_shutdown(lua_State *L)
 static int push_addr(lua_State *L, lsl_sock *a, int peer)
 {
     net_addr ad;
-    if (!a->s) return push_errno(L, EBADF);
+    if (!a->s) return lsl_push_error(L, -EBADF);
     int rc = peer ? net_peer_addr(a->s, &ad) : net_local_addr(a->s, &ad);
-    if (rc < 0) return push_errno(L, -rc);
+    if (rc < 0) return lsl_push_error(L, rc);
     lua_pushstring(L, ad.host);
     if (peer)
         lua_pushinteger(L, ad.port);
@@ -869,7 +852,7 @@ static int m_getoption(lua_State *L)
     case OPT_INT: lua_pushinteger(L, v); break;
     case OPT_ERROR:
         if (v)
-            lua_pushstring(L, sock_strerror(v));
+            lua_pushstring(L, lsl_sock_strerror(v));
         else
             lua_pushnil(L);
         break;

@@ -223,7 +223,9 @@ ssize_t net_op_run(net_op *op)
 
 /* --- Driven by the loop ------------------------------------------------ */
 
-static void finish(net_op *op)
+/* Takes a started op out of the loop: its timer, its socket's slot, the
+ * loop's count of waiters.  The caller then drops its reference. */
+static void leave(net_op *op)
 {
     net__opx *x = net__x(op);
     net_sock *s = op->s;
@@ -231,13 +233,19 @@ static void finish(net_op *op)
     if (s) {
         if (s->w.op[x->dir] == op) s->w.op[x->dir] = NULL;
         s->L->io.waiters--;
-        x->state = NET__OP_IDLE;
-        if (!s->closed) net__sock_watch(s);
-        ended(op);
-        net__unref(s);
     }
     x->state = NET__OP_IDLE;
     x->async = 0;
+    if (s && !s->closed) net__sock_watch(s);
+}
+
+static void finish(net_op *op)
+{
+    leave(op);
+    if (op->s) {
+        ended(op);
+        net__unref(op->s);
+    }
     op->done(op);
 }
 
@@ -339,17 +347,8 @@ int net_op_cancel(net_op *op)
     if (!op) return -EINVAL;
     net__opx *x = net__x(op);
     if (!x->async || x->state == NET__OP_IDLE) return -EINVAL;
-    net_sock *s = op->s;
-    gt__ctimer_stop(&x->timer);
-    x->async = 0;
-    if (s) {
-        if (s->w.op[x->dir] == op) s->w.op[x->dir] = NULL;
-        s->L->io.waiters--;
-        x->state = NET__OP_IDLE;
-        if (!s->closed) net__sock_watch(s);
-        net__unref(s);
-    }
-    x->state = NET__OP_IDLE;
+    leave(op);
+    if (op->s) net__unref(op->s);
     return 0;
 }
 

@@ -207,9 +207,13 @@ static void emd_acceptor(void *p)
     if (emd_rc == 0) net_close(s);
 }
 
-static int emd_child(void)
+/* In a child: listens on emd_ls, queues one connection (*c, the client
+ * end), lowers RLIMIT_NOFILE and takes every descriptor left, so that
+ * accept meets EMFILE.  Returns 0, or the child's exit code. */
+static int emd_out_of_fds(int *c, int *dummies, int *n)
 {
-    int port = 0, dummies[FD_LIMIT], n = 0;
+    int port = 0;
+    *n = 0;
     if (nt_listen(&emd_ls, &port, 0) < 0) return 2;
     net_poller_name();
     struct sockaddr_in sa;
@@ -217,13 +221,20 @@ static int emd_child(void)
     sa.sin_family = AF_INET;
     sa.sin_port = htons((uint16_t)port);
     sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    int c = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (c < 0 || connect(c, (struct sockaddr *)&sa, sizeof sa) < 0) return 3;
+    *c = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (*c < 0 || connect(*c, (struct sockaddr *)&sa, sizeof sa) < 0) return 3;
     struct rlimit rl;
     getrlimit(RLIMIT_NOFILE, &rl);
     rl.rlim_cur = FD_LIMIT;
     if (setrlimit(RLIMIT_NOFILE, &rl) < 0) return 4;
-    while (n < FD_LIMIT && (dummies[n] = dup(c)) >= 0) n++;
+    while (*n < FD_LIMIT && (dummies[*n] = dup(*c)) >= 0) (*n)++;
+    return 0;
+}
+
+static int emd_child(void)
+{
+    int c, dummies[FD_LIMIT], n, bad = emd_out_of_fds(&c, dummies, &n);
+    if (bad) return bad;
     gt_spawn(emd_acceptor, NULL);
     int rc = gt_run();
     while (n > 0) close(dummies[--n]);
@@ -278,21 +289,8 @@ static void emc_closer(void *p)
 
 static int emc_child(void)
 {
-    int port = 0, dummies[FD_LIMIT], n = 0;
-    if (nt_listen(&emd_ls, &port, 0) < 0) return 2;
-    net_poller_name();
-    struct sockaddr_in sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sin_family = AF_INET;
-    sa.sin_port = htons((uint16_t)port);
-    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    int c = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (c < 0 || connect(c, (struct sockaddr *)&sa, sizeof sa) < 0) return 3;
-    struct rlimit rl;
-    getrlimit(RLIMIT_NOFILE, &rl);
-    rl.rlim_cur = FD_LIMIT;
-    if (setrlimit(RLIMIT_NOFILE, &rl) < 0) return 4;
-    while (n < FD_LIMIT && (dummies[n] = dup(c)) >= 0) n++;
+    int c, dummies[FD_LIMIT], n, bad = emd_out_of_fds(&c, dummies, &n);
+    if (bad) return bad;
     gt_spawn(emc_acceptor, NULL);
     gt_spawn(emc_closer, NULL);
     int rc = gt_run();

@@ -546,35 +546,59 @@ static void parked_child(const char *name, int guard, long want,
     res->ok = 1;
 }
 
-/* Runs one parked measurement in a forked child and reads its result. */
-static void bench_parked(const char *name, int guard, long want)
+/* Runs body(arg, res) in a forked child, which sends the size bytes of
+ * *res back through a pipe.  Returns the child's wait status; *got says
+ * how many bytes of *res came. */
+static int run_forked(void (*body)(const void *arg, void *res), const void *arg,
+                      void *res, size_t size, size_t *got)
 {
     int fd[2];
-    parked_result res;
     fflush(NULL);
     if (pipe(fd) < 0) fail("pipe: %s", strerror(errno));
     pid_t pid = fork();
     if (pid < 0) fail("fork: %s", strerror(errno));
     if (pid == 0) {
         close(fd[0]);
-        parked_child(name, guard, want, &res);
-        ssize_t w = write(fd[1], &res, sizeof res);
-        _exit(w == (ssize_t)sizeof res ? 0 : 1);
+        body(arg, res);
+        ssize_t w = write(fd[1], res, size);
+        _exit(w == (ssize_t)size ? 0 : 1);
     }
     close(fd[1]);
-    ssize_t got = 0;
-    while (got < (ssize_t)sizeof res) {
-        ssize_t r = read(fd[0], (char *)&res + got, sizeof res - (size_t)got);
+    *got = 0;
+    while (*got < size) {
+        ssize_t r = read(fd[0], (char *)res + *got, size - *got);
         if (r <= 0) break;
-        got += r;
+        *got += (size_t)r;
     }
     close(fd[0]);
     int status;
     while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
     }
+    return status;
+}
+
+typedef struct parked_args {
+    const char *name;
+    int guard;
+    long want;
+} parked_args;
+
+static void parked_body(const void *arg, void *res)
+{
+    const parked_args *a = arg;
+    parked_child(a->name, a->guard, a->want, res);
+}
+
+/* Runs one parked measurement in a forked child and reads its result. */
+static void bench_parked(const char *name, int guard, long want)
+{
+    parked_result res;
+    parked_args args = {name, guard, want};
+    size_t got;
+    int status = run_forked(parked_body, &args, &res, sizeof res, &got);
     row *r;
-    if (got != (ssize_t)sizeof res || !WIFEXITED(status) ||
-        WEXITSTATUS(status) != 0 || !res.ok) {
+    if (got != sizeof res || !WIFEXITED(status) || WEXITSTATUS(status) != 0 ||
+        !res.ok) {
         r = add_row(name, NAN, "bytes", NULL, NAN,
                     got == sizeof res ? res.count : -1);
         if (WIFSIGNALED(status))
@@ -667,33 +691,18 @@ static void churn_child(long n, churn_result *res)
     res->ok = 1;
 }
 
+static void churn_body(const void *arg, void *res)
+{
+    churn_child(*(const long *)arg, res);
+}
+
 static void bench_churn(const char *name, long n)
 {
-    int fd[2];
     churn_result res;
-    fflush(NULL);
-    if (pipe(fd) < 0) fail("pipe: %s", strerror(errno));
-    pid_t pid = fork();
-    if (pid < 0) fail("fork: %s", strerror(errno));
-    if (pid == 0) {
-        close(fd[0]);
-        churn_child(n, &res);
-        ssize_t w = write(fd[1], &res, sizeof res);
-        _exit(w == (ssize_t)sizeof res ? 0 : 1);
-    }
-    close(fd[1]);
-    ssize_t got = 0;
-    while (got < (ssize_t)sizeof res) {
-        ssize_t r = read(fd[0], (char *)&res + got, sizeof res - (size_t)got);
-        if (r <= 0) break;
-        got += r;
-    }
-    close(fd[0]);
-    int status;
-    while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
-    }
-    if (got != (ssize_t)sizeof res || !WIFEXITED(status) ||
-        WEXITSTATUS(status) != 0 || !res.ok) {
+    size_t got;
+    int status = run_forked(churn_body, &n, &res, sizeof res, &got);
+    if (got != sizeof res || !WIFEXITED(status) || WEXITSTATUS(status) != 0 ||
+        !res.ok) {
         row *r = add_row(name, NAN, "ns", NULL, NAN, -1);
         snprintf(r->note, sizeof r->note, "FAILED: child exit status %d",
                  WIFEXITED(status) ? WEXITSTATUS(status) : -1);
