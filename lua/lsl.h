@@ -76,6 +76,7 @@ struct lsl_op {
     lsl_op *next;       /* in the loop's ready queue */
     int queued;         /* it is there */
     int kind;           /* LSL_RECEIVE ... */
+    int dir;            /* the call's direction: 0 reads, 1 writes */
     int active;         /* a call is in progress */
     int data_ref;       /* registry anchor of what the op points into */
     size_t first;       /* send: index of its first byte, 0-based */
@@ -106,7 +107,8 @@ typedef struct lsl_sock {
      * they hold the whole counts once the descriptor is gone. */
     double st_in, st_out;
     int64_t born;  /* gt_now() at birth, as getstats' age counts */
-    lsl_op *op[2]; /* read side and write side, made on first use */
+    unsigned busy; /* bit dir: a call in that direction is running */
+    lsl_op *op[2]; /* made on first use; the second for overlapping calls */
 } lsl_sock;
 
 /* lcore.c */

@@ -70,6 +70,7 @@ static void release(lua_State *L, lsl_op *o)
     free(o->lhost);
     o->host = o->lhost = NULL;
     o->active = 0;
+    o->a->busy &= ~(1u << o->dir);
 }
 
 /* Pushes LuaSocket's results for a finished call onto L. */
@@ -267,33 +268,39 @@ static int run_op(lua_State *L, lsl_op *o, int anchor)
     return lsl_cannot_block(L, "this call");
 }
 
-/* The socket's op for a direction, made on first use.  It lives outside
- * the Lua heap (the collector's pace follows that heap's size, and a busy
- * server's sockets should not make it hold more garbage), and a socket
- * that has only ever read has no write side. */
-static lsl_op *op_of_dir(lsl_sock *a, int dir)
+/* The socket's op number i, made on first use.  It lives outside the Lua
+ * heap (the collector's pace follows that heap's size, and a busy server's
+ * sockets should not make it hold more garbage). */
+static lsl_op *op_at(lsl_sock *a, int i)
 {
-    lsl_op *o = a->op[dir];
+    lsl_op *o = a->op[i];
     if (o) return o;
     if (!(o = calloc(1, sizeof *o))) return NULL;
     o->a = a;
     o->data_ref = LUA_NOREF;
-    a->op[dir] = o;
+    a->op[i] = o;
     return o;
 }
 
-/* Takes o for a new call, or pushes LuaSocket's error. */
+/* Takes an op for a new call in direction dir (0 reads, 1 writes), or
+ * pushes LuaSocket's error.  One call per direction at a time.  Calls
+ * take the first op unless it is in use: a coroutine that receives and
+ * then sends touches one op's memory, not two, and a socket gets its
+ * second op only when a receive and a send overlap. */
 static lsl_op *take_op(lua_State *L, lsl_sock *a, int dir, int kind)
 {
-    lsl_op *o = op_of_dir(a, dir);
+    if (a->busy & (1u << dir)) {
+        lsl_push_error(L, -EALREADY);
+        return NULL;
+    }
+    lsl_op *o = op_at(a, 0);
+    if (o && o->active) o = op_at(a, 1);
     if (!o) {
         lsl_push_error(L, -ENOMEM);
         return NULL;
     }
-    if (o->active) {
-        lsl_push_error(L, -EALREADY);
-        return NULL;
-    }
+    a->busy |= 1u << dir;
+    o->dir = dir;
     o->kind = kind;
     /* Each call sets the fields its kind reads, and net_op_start or
      * net_op_run clears the layer's own part: only what a call sets for
@@ -333,7 +340,10 @@ static int m_receive(lua_State *L)
     if (plen) {
         if (o->buf.cap < plen) {
             char *d = realloc(o->buf.data, plen);
-            if (!d) return o->active = 0, lsl_push_error(L, -ENOMEM);
+            if (!d) {
+                release(L, o);
+                return lsl_push_error(L, -ENOMEM);
+            }
             o->buf.data = d;
             o->buf.cap = plen;
         }
@@ -493,7 +503,7 @@ int lsl_sleep(lua_State *L)
     double t = luaL_checknumber(L, 2);
     /* A socket of its own, for the op's memory. */
     lsl_sock *a = lsl_push_sock(L, lp, NULL, LSL_MASTER);
-    lsl_op *o = op_of_dir(a, 0);
+    lsl_op *o = op_at(a, 0);
     if (!o) return lsl_push_error(L, -ENOMEM);
     o->kind = LSL_SLEEP;
     o->op = (net_op){.kind = NET_OP_SLEEP,
@@ -931,8 +941,8 @@ static int m_setstats(lua_State *L)
 static int m_gc(lua_State *L)
 {
     lsl_sock *a = check_sock(L);
-    for (int dir = 0; dir < 2; dir++) {
-        lsl_op *o = a->op[dir];
+    for (int i = 0; i < 2; i++) {
+        lsl_op *o = a->op[i];
         if (!o) continue;
         if (o->active) net_op_cancel(&o->op);
         lsl_unqueue(o);
@@ -940,7 +950,7 @@ static int m_gc(lua_State *L)
         free(o->host);
         free(o->lhost);
         free(o);
-        a->op[dir] = NULL;
+        a->op[i] = NULL;
     }
     if (a->s) net_close(a->s);
     a->s = NULL;

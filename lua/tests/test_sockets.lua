@@ -69,6 +69,18 @@ H.pair(loop, function(a, b)
 	local rcv, snt, age = a:getstats()
 	check(snt == 16 and rcv == 0 and age >= 0, snt)
 
+	-- a send while a receive waits on the same socket: one call per
+	-- direction at once, each with its own op; then the waiting side's
+	-- op serves the next calls of either direction
+	local rgot
+	loop.newthread(function() rgot = {b:receive(5)} end)
+	check(b:send'hello' == 5)
+	check(a:receive(5) == 'hello')
+	check(a:send'world' == 5)
+	loop.sleep(0.01)
+	check(rgot[1] == 'world', rgot[2])
+	check(b:send'again' == 5 and a:receive(5) == 'again')
+
 	-- close while another thread reads: the reader wakes with 'closed'
 	local res
 	loop.newthread(function() res = {b:receive'*l'} end)
