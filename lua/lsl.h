@@ -98,6 +98,7 @@ typedef struct lsl_sock {
     lsl_loop *lp;    /* its loop */
     int kind;        /* LSL_CLIENT, LSL_SERVER or LSL_MASTER */
     int family;      /* AF_INET/AF_INET6 once known, else AF_UNSPEC */
+    int local;       /* a Unix-domain socket (LuaSocket's socket.unix) */
     unsigned epoch;  /* bumped by close: a connect begun before it must
                         not land on the socket */
     double tm_block; /* settimeout 'b', seconds, < 0 none */
@@ -152,6 +153,10 @@ int lsl_check_pattern(lua_State *L, int arg, int *pattern, size_t *n);
  * the end; clamped): the bytes to send are [*i, *j), 0-based, *j >= *i,
  * and lastIndex starts at *i.  Returns 0. */
 int lsl_check_range(lua_State *L, int arg, size_t len, size_t *i, size_t *j);
+
+/* lopt.c: the methods setoption and getoption. */
+int lsl_setoption(lua_State *L);
+int lsl_getoption(lua_State *L);
 
 /* The module's only exported symbol. */
 __attribute__((visibility("default"))) int

@@ -618,16 +618,14 @@ static int m_bind(lua_State *L)
                 err = errno;
                 continue;
             }
-            if (ai->ai_family == AF_INET6) { /* as LuaSocket's tcp6() */
-                int yes = 1;
-                setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &yes, sizeof yes);
-            }
             net_sock *s;
             if ((rc = net_wrap(&s, fd)) < 0) {
                 close(fd);
                 freeaddrinfo(res);
                 return lsl_push_error(L, rc);
             }
+            /* IPv6 only, as LuaSocket's tcp6() makes it. */
+            if (ai->ai_family == AF_INET6) (void)net_setopt(s, NET_V6ONLY, 1);
             a->s = s;
             family = ai->ai_family;
         }
@@ -740,129 +738,6 @@ static int m_getfamily(lua_State *L)
     int family = a->family;
     if (a->s && net_local_addr(a->s, &ad) == 0) family = ad.family;
     lua_pushstring(L, family == AF_INET6 ? "inet6" : "inet4");
-    return 1;
-}
-
-/* LuaSocket's TCP options, with how each is set and read. */
-enum { OPT_BOOL, OPT_INT, OPT_LINGER, OPT_ERROR };
-typedef struct lsl_option {
-    const char *name;
-    int level, opt, type;
-    int set, get; /* which of setoption and getoption know it */
-} lsl_option;
-
-static const lsl_option options[] = {
-    {"keepalive", SOL_SOCKET, SO_KEEPALIVE, OPT_BOOL, 1, 1},
-    {"reuseaddr", SOL_SOCKET, SO_REUSEADDR, OPT_BOOL, 1, 1},
-    {"reuseport", SOL_SOCKET, SO_REUSEPORT, OPT_BOOL, 1, 1},
-    {"tcp-nodelay", IPPROTO_TCP, TCP_NODELAY, OPT_BOOL, 1, 1},
-    {"tcp-keepidle", IPPROTO_TCP, TCP_KEEPIDLE, OPT_INT, 1, 1},
-    {"tcp-keepcnt", IPPROTO_TCP, TCP_KEEPCNT, OPT_INT, 1, 1},
-    {"tcp-keepintvl", IPPROTO_TCP, TCP_KEEPINTVL, OPT_INT, 1, 1},
-    {"tcp-defer-accept", IPPROTO_TCP, TCP_DEFER_ACCEPT, OPT_INT, 1, 0},
-    {"tcp-fastopen", IPPROTO_TCP, TCP_FASTOPEN, OPT_INT, 1, 0},
-#ifdef TCP_FASTOPEN_CONNECT
-    {"tcp-fastopen-connect", IPPROTO_TCP, TCP_FASTOPEN_CONNECT, OPT_INT, 1, 0},
-#endif
-    {"ipv6-v6only", IPPROTO_IPV6, IPV6_V6ONLY, OPT_BOOL, 1, 0},
-    {"recv-buffer-size", SOL_SOCKET, SO_RCVBUF, OPT_INT, 1, 1},
-    {"send-buffer-size", SOL_SOCKET, SO_SNDBUF, OPT_INT, 1, 1},
-    {"linger", SOL_SOCKET, SO_LINGER, OPT_LINGER, 1, 1},
-    {"error", SOL_SOCKET, SO_ERROR, OPT_ERROR, 0, 1},
-};
-
-/* The option named at argument 2, or LuaSocket's error. */
-static const lsl_option *check_option(lua_State *L, int set)
-{
-    const char *name = luaL_checkstring(L, 2);
-    for (size_t i = 0; i < sizeof options / sizeof options[0]; i++)
-        if (!strcmp(name, options[i].name) &&
-            (set ? options[i].set : options[i].get))
-            return &options[i];
-    char shown[36]; /* LuaSocket shows at most 35 characters of it */
-    snprintf(shown, sizeof shown, "%s", name);
-    luaL_argerror(L, 2, lua_pushfstring(L, "unsupported option `%s'", shown));
-    return NULL;
-}
-
-static int type_error(lua_State *L, int arg, const char *expected)
-{
-    return luaL_argerror(L, arg,
-                         lua_pushfstring(L, "%s expected, got %s", expected,
-                                         luaL_typename(L, arg)));
-}
-
-/* sock:setoption(name, value) -> 1 | nil, 'setsockopt failed'.  Values
- * are checked as LuaSocket checks them, before the descriptor is: a
- * socket without one (a socket.tcp() master, a closed socket) fails. */
-static int m_setoption(lua_State *L)
-{
-    lsl_sock *a = check_sock(L);
-    const lsl_option *o = check_option(L, 1);
-    struct linger li = {0, 0};
-    int v = 0, rc;
-    const void *p = &v;
-    socklen_t len = sizeof v;
-    if (o->type == OPT_BOOL) {
-        if (!lua_isboolean(L, 3)) return type_error(L, 3, "boolean");
-        v = lua_toboolean(L, 3);
-    } else if (o->type == OPT_INT) {
-        v = (int)lua_tonumber(L, 3); /* anything else is 0, as there */
-    } else {
-        if (!lua_istable(L, 3)) return type_error(L, 3, "table");
-        lua_getfield(L, 3, "on");
-        if (!lua_isboolean(L, -1))
-            return luaL_argerror(L, 3, "boolean 'on' field expected");
-        lua_getfield(L, 3, "timeout");
-        if (!lua_isnumber(L, -1))
-            return luaL_argerror(L, 3, "number 'timeout' field expected");
-        li.l_onoff = lua_toboolean(L, -2);
-        li.l_linger = (int)lua_tonumber(L, -1);
-        p = &li;
-        len = sizeof li;
-    }
-    rc = a->s ? setsockopt(net_fd(a->s), o->level, o->opt, p, len) : -1;
-    if (rc < 0) {
-        lua_pushnil(L);
-        lua_pushstring(L, "setsockopt failed");
-        return 2;
-    }
-    return push_ok(L);
-}
-
-/* sock:getoption(name) -> value | nil, 'getsockopt failed'.  'error'
- * gives the pending error's text and takes it, or nil if there is none,
- * as LuaSocket does. */
-static int m_getoption(lua_State *L)
-{
-    lsl_sock *a = check_sock(L);
-    const lsl_option *o = check_option(L, 0);
-    struct linger li = {0, 0};
-    int v = 0;
-    void *p = &v;
-    socklen_t len = sizeof v;
-    if (o->type == OPT_LINGER) p = &li, len = sizeof li;
-    if (!a->s || getsockopt(net_fd(a->s), o->level, o->opt, p, &len) < 0) {
-        lua_pushnil(L);
-        lua_pushstring(L, "getsockopt failed");
-        return 2;
-    }
-    switch (o->type) {
-    case OPT_BOOL: lua_pushboolean(L, v); break;
-    case OPT_INT: lua_pushinteger(L, v); break;
-    case OPT_ERROR:
-        if (v)
-            lua_pushstring(L, lsl_sock_strerror(v));
-        else
-            lua_pushnil(L);
-        break;
-    default:
-        lua_createtable(L, 0, 2);
-        lua_pushboolean(L, li.l_onoff);
-        lua_setfield(L, -2, "on");
-        lua_pushinteger(L, li.l_linger);
-        lua_setfield(L, -2, "timeout");
-    }
     return 1;
 }
 
@@ -992,8 +867,8 @@ int luaopen_socketloop_asock(lua_State *L)
                                        {"getpeername", m_getpeername},
                                        {"getsockname", m_getsockname},
                                        {"getfamily", m_getfamily},
-                                       {"setoption", m_setoption},
-                                       {"getoption", m_getoption},
+                                       {"setoption", lsl_setoption},
+                                       {"getoption", lsl_getoption},
                                        {"getfd", m_getfd},
                                        {"setfd", m_setfd},
                                        {"dirty", m_dirty},

@@ -121,10 +121,35 @@ GT_API int net_release(net_sock *s);
  * until net_close (see there): there is no "closed" answer. */
 GT_API int net_fd(const net_sock *s);
 
-#define NET_NODELAY 1   /* TCP_NODELAY */
-#define NET_KEEPALIVE 2 /* SO_KEEPALIVE */
-#define NET_REUSEADDR 3 /* SO_REUSEADDR */
-#define NET_REUSEPORT 4 /* SO_REUSEPORT */
+/* Socket options.  Each is one int, set and read through these calls, so
+ * that the library knows every option set on its sockets.  Flags read 0
+ * or 1 and set anything non-zero as 1; sizes, counts and times (seconds)
+ * go to the kernel as given, which may round them or refuse them (its
+ * errno comes back).  An unknown option, NULL, or setting a read-only
+ * one gives -EINVAL; an option the socket's family lacks (TCP options
+ * on a Unix-domain socket) gives the kernel's error, -EOPNOTSUPP. */
+#define NET_NODELAY 1   /* TCP_NODELAY, flag */
+#define NET_KEEPALIVE 2 /* SO_KEEPALIVE, flag */
+#define NET_REUSEADDR 3 /* SO_REUSEADDR, flag */
+#define NET_REUSEPORT 4 /* SO_REUSEPORT, flag */
+#define NET_RCVBUF 5    /* SO_RCVBUF, bytes (Linux reads back twice that) */
+#define NET_SNDBUF 6    /* SO_SNDBUF, bytes (likewise) */
+/* SO_LINGER: seconds >= 0 turns lingering on with that time, -1 turns it
+ * off; reads the seconds while on, -1 while off.  Below -1: -EINVAL. */
+#define NET_LINGER 7
+/* Read-only: the linger time the kernel holds, also while lingering is
+ * off (turning it off keeps the time that was set before). */
+#define NET_LINGER_TIME 8
+#define NET_KEEPIDLE 9          /* TCP_KEEPIDLE, seconds */
+#define NET_KEEPCNT 10          /* TCP_KEEPCNT, probes */
+#define NET_KEEPINTVL 11        /* TCP_KEEPINTVL, seconds */
+#define NET_V6ONLY 12           /* IPV6_V6ONLY, flag (IPv6 sockets only) */
+#define NET_DEFER_ACCEPT 13     /* TCP_DEFER_ACCEPT, seconds */
+#define NET_FASTOPEN 14         /* TCP_FASTOPEN, queue length (listeners) */
+#define NET_FASTOPEN_CONNECT 15 /* TCP_FASTOPEN_CONNECT, 0 or 1 */
+/* Read-only: the socket's pending error, taken (SO_ERROR): 0, or the
+ * negated errno, as a result code; a second read gives 0. */
+#define NET_ERROR 16
 GT_API int net_setopt(net_sock *s, int opt, int value);
 GT_API int net_getopt(net_sock *s, int opt, int *value);
 
