@@ -71,7 +71,7 @@ static int push_results(lua_State *L, lsl_op *o)
     case LSL_RECEIVE:
         /* '*a' that read nothing has met the end: LuaSocket says closed. */
         if (!rc && o->op.pattern == NET_ALL && o->buf.len == o->start)
-            rc = NET_ECLOSED;
+            rc = NET_EEOF;
         if (rc) n = lsl_push_error(L, rc) + 1;
         lua_pushlstring(L, o->buf.data ? o->buf.data : "", o->buf.len);
         break;

@@ -10,6 +10,15 @@
  * A socket belongs to the green threads of the OS thread that made it:
  * every call on it from another OS thread returns GT_EOWNER and changes
  * nothing (net_buffered returns 0).
+ * End of stream and closed are told apart.  The peer closing its end is
+ * end of stream: net_recv returns 0, NET_LINE and NET_BYTES fail with
+ * NET_EEOF (NET_ALL ends with success), and each call after returns the
+ * same again.  NET_ECLOSED means only that this side closed the socket:
+ * net_close or net_release while a call waited on it (that call returns
+ * NET_ECLOSED), or a call on a socket already closed where that can be
+ * seen (a started operation, a server's own handle).  A reset peer gives
+ * -ECONNRESET, a write after the peer left -EPIPE.
+ *
  * One reader and one writer may wait on it at once; a second waiter in the
  * same direction gets -EALREADY at once.  net_close wakes every waiter
  * with NET_ECLOSED and closes the descriptor only after the last of them
@@ -42,11 +51,12 @@
 extern "C" {
 #endif
 
-#define NET_ECLOSED (-4300)    /* the socket was closed, or the peer closed */
+#define NET_ECLOSED (-4300)    /* you closed the socket (net_close) */
 #define NET_EFDSETSIZE (-4301) /* descriptor past FD_SETSIZE (select) */
 #define NET_ENOTFOUND (-4302)  /* host name does not resolve */
 #define NET_ERESOLVE (-4303)   /* name resolution failed otherwise */
 #define NET_ETRYAGAIN (-4304)  /* temporary failure in name resolution */
+#define NET_EEOF (-4305)       /* the peer closed: end of stream */
 
 typedef struct net_sock net_sock;
 
@@ -94,7 +104,8 @@ GT_API int net_serve(net_sock **out, const char *host, int port,
                      net_handler *handler, void *arg);
 
 /* Reads what is there, up to n bytes (at least 1): returns the count, 0
- * when the peer has closed. */
+ * at end of stream (the peer has closed its end), NET_ECLOSED if the
+ * socket is closed on this side while it waits. */
 GT_API ssize_t net_recv(net_sock *s, void *buf, size_t n, int64_t deadline);
 
 /* Writes all n bytes; returns n, or an error with *sent (if not NULL)
@@ -207,10 +218,11 @@ GT_API void net_buf_free(net_buf *b);
 #define NET_BYTES 3 /* exactly n bytes; n = 0 waits for data, keeps it */
 /* Returns the number of bytes this call appended.  NET_ALL ends with
  * success when the peer closes; NET_LINE and NET_BYTES then fail with
- * NET_ECLOSED.  A line longer than the socket's limit fails with
- * -EMSGSIZE, having appended the limit's worth; the rest of that line,
- * up to its LF, is then dropped as it arrives, so the next call of any
- * kind starts at the next line.  -ENOMEM if out cannot grow.
+ * NET_EEOF, keeping what came in out (NET_ECLOSED only when the socket
+ * is closed on this side while the call waits).  A line longer than the
+ * socket's limit fails with -EMSGSIZE, having appended the limit's worth; the
+ * rest of that line, up to its LF, is then dropped as it arrives, so the next
+ * call of any kind starts at the next line.  -ENOMEM if out cannot grow.
  * Another call may take buffered bytes while one waits (only a second
  * waiter is refused): the waiting one then sees what that call left in
  * the buffer, and no byte is lost or reordered. */
