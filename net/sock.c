@@ -9,7 +9,9 @@
 #include <netinet/tcp.h>
 #include <stdlib.h>
 #include <string.h>
+#include <stddef.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #define NET__MAX_LINE ((size_t)1 << 20)
@@ -230,7 +232,26 @@ int net_getopt(net_sock *s, int opt, int *value)
     return 0;
 }
 
-static int to_addr(const struct sockaddr_storage *ss, net_addr *out)
+/* A Unix-domain address: the path, "@name" for an abstract name (cut at
+ * a NUL inside it), "" for a socket without a name. */
+static void unix_name(const struct sockaddr_un *un, socklen_t len,
+                      net_addr *out)
+{
+    size_t off = offsetof(struct sockaddr_un, sun_path);
+    size_t n = len > off ? len - off : 0, k = 0;
+    const char *p = un->sun_path;
+    if (n > sizeof un->sun_path) n = sizeof un->sun_path;
+    if (n && p[0] == '\0') { /* abstract */
+        out->host[k++] = '@';
+        p++;
+        n--;
+    }
+    while (n && *p && k < sizeof out->host - 1) out->host[k++] = *p++, n--;
+    out->host[k] = '\0';
+}
+
+static int to_addr(const struct sockaddr_storage *ss, socklen_t len,
+                   net_addr *out)
 {
     const void *a;
     if (ss->ss_family == AF_INET) {
@@ -241,6 +262,11 @@ static int to_addr(const struct sockaddr_storage *ss, net_addr *out)
         const struct sockaddr_in6 *in6 = (const void *)ss;
         a = &in6->sin6_addr;
         out->port = ntohs(in6->sin6_port);
+    } else if (ss->ss_family == AF_UNIX) {
+        out->family = AF_UNIX;
+        out->port = 0;
+        unix_name((const void *)ss, len, out);
+        return 0;
     } else {
         return -EAFNOSUPPORT;
     }
@@ -258,7 +284,7 @@ static int get_addr(net_sock *s, net_addr *out, int peer)
     if (s->closed) return NET_ECLOSED;
     int r = peer ? getpeername(s->w.fd, (struct sockaddr *)&ss, &len)
                  : getsockname(s->w.fd, (struct sockaddr *)&ss, &len);
-    return r < 0 ? -errno : to_addr(&ss, out);
+    return r < 0 ? -errno : to_addr(&ss, len, out);
 }
 
 int net_local_addr(net_sock *s, net_addr *out)

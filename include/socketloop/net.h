@@ -90,6 +90,28 @@ GT_API int net_connect_sock(net_sock *s, const char *host, int port,
  * addresses, or "localhost", which /etc/hosts answers at once. */
 GT_API int net_listen(net_sock **out, const char *host, int port, int backlog);
 
+/* Unix-domain stream sockets.  path names a file, or, starting with '@',
+ * a name in Linux's abstract namespace (the bytes after the '@'; no file,
+ * gone when the last socket bound to it closes).  A path must be shorter
+ * than 108 bytes, an abstract name at most 107: -ENAMETOOLONG otherwise;
+ * "" and "@" give -EINVAL.  net_accept, the reads and writes, the options
+ * that are not TCP's, and net_close work on these as on TCP sockets;
+ * net_local_addr/net_peer_addr give family AF_UNIX (see net_addr).
+ *
+ * net_listen_unix does not remove an existing file at path: a stale one
+ * (left by a process that died) gives -EADDRINUSE, and unlinking it is
+ * the caller's choice.  Nor does closing the listener remove its file:
+ * unlink it when the service ends (abstract names need neither).  The
+ * file is made with the process's umask; its directory's permissions
+ * decide who may connect. */
+GT_API int net_listen_unix(net_sock **out, const char *path, int backlog);
+/* Connects to the listener at path (see net_listen_unix).  Errors are the
+ * kernel's: -ENOENT when nothing is at path, -ECONNREFUSED when nothing
+ * listens there.  While the listener's backlog is full, it pauses and
+ * tries again (5 ms doubling to 1 s) until the deadline, then returns
+ * -EAGAIN; deadline 0 tries once. */
+GT_API int net_connect_unix(net_sock **out, const char *path, int64_t deadline);
+
 /* Accepts a connection (non-blocking, close-on-exec).  Out of descriptors
  * (EMFILE, ENFILE) it backs off, 5 ms doubling to 1 s, and tries again
  * until the deadline, then returns that error. */
@@ -164,10 +186,16 @@ GT_API int net_fd(const net_sock *s);
 GT_API int net_setopt(net_sock *s, int opt, int value);
 GT_API int net_getopt(net_sock *s, int opt, int *value);
 
+/* A socket's address.  For AF_UNIX, host is the path, "@name" for an
+ * abstract name (cut at a NUL byte inside it), or "" for a socket that
+ * has no name (the connecting end); port is 0.  A file whose path itself
+ * starts with '@' reads the same as the abstract name: name such files
+ * "./@..." to keep them apart.  host holds every path the kernel allows
+ * (108 bytes, "@" and the NUL included). */
 typedef struct net_addr {
-    char host[46]; /* numeric, IPv4 or IPv6 */
+    char host[110]; /* numeric IPv4 or IPv6, or a Unix-domain name */
     int port;
-    int family; /* AF_INET or AF_INET6 */
+    int family; /* AF_INET, AF_INET6 or AF_UNIX */
 } net_addr;
 GT_API int net_local_addr(net_sock *s, net_addr *out);
 GT_API int net_peer_addr(net_sock *s, net_addr *out);
