@@ -66,7 +66,14 @@ typedef struct lsl_loop {
     int draining;        /* drain is started */
 } lsl_loop;
 
-enum { LSL_RECEIVE, LSL_SEND, LSL_ACCEPT, LSL_CONNECT, LSL_SLEEP };
+enum {
+    LSL_RECEIVE,
+    LSL_SEND,
+    LSL_ACCEPT,
+    LSL_CONNECT,
+    LSL_SLEEP,
+    LSL_UCONNECT
+};
 
 /* A socket call in progress. */
 struct lsl_op {
@@ -83,6 +90,7 @@ struct lsl_op {
     net_buf buf;        /* receive: the prefix and what came since */
     char *host, *lhost; /* connect: copies of the addresses */
     int port, lport;    /* connect: ports */
+    void *addr;         /* Unix-domain connect: its address (malloc) */
 };
 
 /* LuaSocket's classes of TCP object, lsl_sock.kind.  A master is made
@@ -153,6 +161,19 @@ int lsl_check_pattern(lua_State *L, int arg, int *pattern, size_t *n);
  * the end; clamped): the bytes to send are [*i, *j), 0-based, *j >= *i,
  * and lastIndex starts at *i.  Returns 0. */
 int lsl_check_range(lua_State *L, int arg, size_t len, size_t *i, size_t *j);
+
+/* For the methods in other files: the socket's op for a new call of kind
+ * in direction dir (0 read, 1 write), or NULL with LuaSocket's error
+ * pushed; running it (anchor: a stack index kept alive meanwhile, or 0);
+ * the socket losing its descriptor (closed, or given away if keep_fd). */
+lsl_op *lsl_take_op(lua_State *L, lsl_sock *a, int dir, int kind);
+int lsl_run_op(lua_State *L, lsl_op *o, int anchor);
+void lsl_forget(lsl_sock *a, int keep_fd);
+
+/* lunix.c: LuaSocket's socket.unix methods that differ from TCP's. */
+int lsl_unix_connect(lua_State *L, lsl_sock *a);
+int lsl_unix_bind(lua_State *L, lsl_sock *a);
+int lsl_unix_name(lua_State *L, lsl_sock *a, int peer);
 
 /* lopt.c: the methods setoption and getoption. */
 int lsl_setoption(lua_State *L);

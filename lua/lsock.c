@@ -21,6 +21,7 @@ static lsl_sock *check_sock(lua_State *L)
 }
 
 static lsl_sock *check_kind(lua_State *L, int kind);
+static void forget(lsl_sock *a, int keep_fd);
 
 static int64_t ms(double seconds)
 {
@@ -58,7 +59,9 @@ static void release(lua_State *L, lsl_op *o)
     o->buf.len = 0;
     free(o->host);
     free(o->lhost);
+    free(o->addr);
     o->host = o->lhost = NULL;
+    o->addr = NULL;
     o->active = 0;
 }
 
@@ -83,7 +86,19 @@ static int push_results(lua_State *L, lsl_op *o)
         if (rc)
             n = lsl_push_error(L, rc);
         else
-            lsl_push_sock(L, o->a->lp, op->accepted, LSL_CLIENT);
+            lsl_push_sock(L, o->a->lp, op->accepted, LSL_CLIENT)->local =
+                o->a->local;
+        break;
+    case LSL_UCONNECT:
+        /* As LuaSocket's Unix-domain object: 1 and a client, or the error
+         * and a master that has lost its descriptor. */
+        if (rc) {
+            lsl_forget(o->a, 0);
+            n = lsl_push_error(L, rc);
+        } else {
+            o->a->kind = LSL_CLIENT;
+            lua_pushinteger(L, 1);
+        }
         break;
     case LSL_SLEEP:
         if (rc)
@@ -296,6 +311,19 @@ static lsl_op *take_op(lua_State *L, lsl_sock *a, int dir, int kind)
     return o;
 }
 
+lsl_op *lsl_take_op(lua_State *L, lsl_sock *a, int dir, int kind)
+{
+    return take_op(L, a, dir, kind);
+}
+int lsl_run_op(lua_State *L, lsl_op *o, int anchor)
+{
+    return run_op(L, o, anchor);
+}
+void lsl_forget(lsl_sock *a, int keep_fd)
+{
+    forget(a, keep_fd);
+}
+
 /* --- The calls ---------------------------------------------------------- */
 
 static int m_receive(lua_State *L)
@@ -412,6 +440,8 @@ static void connect_thread(void *p)
  * connect. */
 static int m_connect(lua_State *L)
 {
+    if (check_sock(L)->local)
+        return lsl_unix_connect(L, check_kind(L, LSL_MASTER));
     lsl_sock *a = check_sock(L); /* any class, as in LuaSocket */
     const char *host = luaL_checkstring(L, 2);
     int port = (int)luaL_checkinteger(L, 3);
@@ -509,8 +539,15 @@ int lsl_socket(lua_State *L)
 #include <stdio.h>
 #include <unistd.h>
 
-static const char *const kind_names[] = {"tcp{client}", "tcp{server}",
-                                         "tcp{master}"};
+static const char *const kind_names[] = {
+    "tcp{client}",        "tcp{server}",        "tcp{master}",
+    "unixstream{client}", "unixstream{server}", "unixstream{master}"};
+
+/* LuaSocket's name of the class kind of a. */
+static const char *class_name(const lsl_sock *a, int kind)
+{
+    return kind_names[kind + (a->local ? 3 : 0)];
+}
 
 /* Raises LuaSocket's error for a method called on the wrong class. */
 static lsl_sock *check_kind(lua_State *L, int kind)
@@ -518,7 +555,7 @@ static lsl_sock *check_kind(lua_State *L, int kind)
     lsl_sock *a = check_sock(L);
     if (a->kind != kind)
         luaL_argerror(L, 1,
-                      lua_pushfstring(L, "%s expected", kind_names[kind]));
+                      lua_pushfstring(L, "%s expected", class_name(a, kind)));
     return a;
 }
 
@@ -594,6 +631,7 @@ static int m_close(lua_State *L)
 static int m_bind(lua_State *L)
 {
     lsl_sock *a = check_kind(L, LSL_MASTER);
+    if (a->local) return lsl_unix_bind(L, a);
     const char *host = luaL_checkstring(L, 2);
     const char *port = luaL_checkstring(L, 3);
     struct addrinfo hints, *res = NULL, *ai;
@@ -709,6 +747,7 @@ static int m_shutdown(lua_State *L)
 static int push_addr(lua_State *L, lsl_sock *a, int peer)
 {
     net_addr ad;
+    if (a->local) return lsl_unix_name(L, a, peer);
     if (!a->s) return lsl_push_error(L, -EBADF);
     int rc = peer ? net_peer_addr(a->s, &ad) : net_local_addr(a->s, &ad);
     if (rc < 0) return lsl_push_error(L, rc);
@@ -736,6 +775,10 @@ static int m_getfamily(lua_State *L)
     lsl_sock *a = check_sock(L);
     net_addr ad;
     int family = a->family;
+    if (a->local) {
+        lua_pushstring(L, "unix");
+        return 1;
+    }
     if (a->s && net_local_addr(a->s, &ad) == 0) family = ad.family;
     lua_pushstring(L, family == AF_INET6 ? "inet6" : "inet4");
     return 1;
@@ -804,6 +847,7 @@ static int m_gc(lua_State *L)
         net_buf_free(&o->buf);
         free(o->host);
         free(o->lhost);
+        free(o->addr);
         free(o);
         a->op[dir] = NULL;
     }
@@ -815,19 +859,21 @@ static int m_gc(lua_State *L)
 static int m_tostring(lua_State *L)
 {
     lsl_sock *a = check_sock(L);
-    lua_pushfstring(L, "%s: %p", kind_names[a->kind], (void *)a);
+    lua_pushfstring(L, "%s: %p", class_name(a, a->kind), (void *)a);
     return 1;
 }
 
-/* For socketloop.lua only: class(sock [, 'client'|'server'|'master'])
- * -> LuaSocket's class name, after setting it if asked (a connect makes
- * a client even when it fails, as in LuaSocket). */
+/* For socketloop.lua only: class(sock [, 'client'|'server'|'master'
+ * [, unix]]) -> LuaSocket's class name, after setting it (and whether the
+ * socket is a Unix-domain one) if asked (a connect makes a client even
+ * when it fails, as in LuaSocket). */
 static int p_class(lua_State *L)
 {
     static const char *const names[] = {"client", "server", "master", NULL};
     lsl_sock *a = check_sock(L);
     if (!lua_isnoneornil(L, 2)) a->kind = luaL_checkoption(L, 2, NULL, names);
-    lua_pushstring(L, kind_names[a->kind]);
+    if (!lua_isnoneornil(L, 3)) a->local = lua_toboolean(L, 3);
+    lua_pushstring(L, class_name(a, a->kind));
     return 1;
 }
 
