@@ -43,7 +43,7 @@ static const lsl_option *check_option(lua_State *L, const lsl_sock *a, int set)
     const char *name = luaL_checkstring(L, 2);
     for (size_t i = 0; i < sizeof options / sizeof options[0]; i++) {
         const lsl_option *o = &options[i];
-        if (strcmp(name, o->name) || !(set ? o->set : o->get)) continue;
+        if (strcmp(name, o->name) != 0 || !(set ? o->set : o->get)) continue;
         if (a->local && !o->local) break;
         return o;
     }

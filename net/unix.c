@@ -36,13 +36,20 @@ static int unix_sockaddr(const char *path, struct sockaddr_un *sa,
     return 0;
 }
 
-static int unix_socket(net__loop *L, net_sock **out)
+/* A new non-blocking socket, or NULL with *err set. */
+static net_sock *unix_socket(net__loop *L, int *err)
 {
+    net_sock *s = NULL;
     int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (fd < 0) return -errno;
-    int rc = net__sock_new(L, fd, out);
-    if (rc < 0) close(fd);
-    return rc;
+    if (fd < 0) {
+        *err = -errno;
+        return NULL;
+    }
+    if ((*err = net__sock_new(L, fd, &s)) < 0) {
+        close(fd);
+        return NULL;
+    }
+    return s;
 }
 
 int net_listen_unix(net_sock **out, const char *path, int backlog)
@@ -55,7 +62,7 @@ int net_listen_unix(net_sock **out, const char *path, int backlog)
     if (!out) return -EINVAL;
     if ((rc = unix_sockaddr(path, &sa, &len)) < 0) return rc;
     if (!L) return err;
-    if ((rc = unix_socket(L, &s)) < 0) return rc;
+    if (!(s = unix_socket(L, &rc))) return rc;
     if (bind(s->w.fd, (struct sockaddr *)&sa, len) < 0 ||
         listen(s->w.fd, backlog > 0 ? backlog : SOMAXCONN) < 0) {
         rc = -errno;
@@ -76,7 +83,7 @@ int net_connect_unix(net_sock **out, const char *path, int64_t deadline)
     if (!out) return -EINVAL;
     if ((rc = unix_sockaddr(path, &sa, &len)) < 0) return rc;
     if (!L) return err;
-    if ((rc = unix_socket(L, &s)) < 0) return rc;
+    if (!(s = unix_socket(L, &rc))) return rc;
     rc = net_connect_addr(s, (struct sockaddr *)&sa, len, deadline);
     if (rc < 0) {
         net_close(s);
