@@ -67,6 +67,7 @@ const char *lsl_errstr(int rc)
 {
     switch (rc) {
     case NET_ECLOSED:
+    case NET_EEOF:
     case -EPIPE: return "closed"; /* as LuaSocket's I/O layer says */
     case -EMSGSIZE: return "line too long";
     case NET_ENOTFOUND: return "host or service not provided, or not known";

@@ -66,7 +66,14 @@ typedef struct lsl_loop {
     int draining;        /* drain is started */
 } lsl_loop;
 
-enum { LSL_RECEIVE, LSL_SEND, LSL_ACCEPT, LSL_CONNECT, LSL_SLEEP };
+enum {
+    LSL_RECEIVE,
+    LSL_SEND,
+    LSL_ACCEPT,
+    LSL_CONNECT,
+    LSL_SLEEP,
+    LSL_UCONNECT
+};
 
 /* A socket call in progress. */
 struct lsl_op {
@@ -84,6 +91,7 @@ struct lsl_op {
     net_buf buf;        /* receive: the prefix and what came since */
     char *host, *lhost; /* connect: copies of the addresses */
     int port, lport;    /* connect: ports */
+    void *addr;         /* Unix-domain connect: its address (malloc) */
 };
 
 /* LuaSocket's classes of TCP object, lsl_sock.kind.  A master is made
@@ -99,6 +107,7 @@ typedef struct lsl_sock {
     lsl_loop *lp;    /* its loop */
     int kind;        /* LSL_CLIENT, LSL_SERVER or LSL_MASTER */
     int family;      /* AF_INET/AF_INET6 once known, else AF_UNSPEC */
+    int local;       /* a Unix-domain socket (LuaSocket's socket.unix) */
     unsigned epoch;  /* bumped by close: a connect begun before it must
                         not land on the socket */
     double tm_block; /* settimeout 'b', seconds, < 0 none */
@@ -154,6 +163,23 @@ int lsl_check_pattern(lua_State *L, int arg, int *pattern, size_t *n);
  * the end; clamped): the bytes to send are [*i, *j), 0-based, *j >= *i,
  * and lastIndex starts at *i.  Returns 0. */
 int lsl_check_range(lua_State *L, int arg, size_t len, size_t *i, size_t *j);
+
+/* For the methods in other files: the socket's op for a new call of kind
+ * in direction dir (0 read, 1 write), or NULL with LuaSocket's error
+ * pushed; running it (anchor: a stack index kept alive meanwhile, or 0);
+ * the socket losing its descriptor (closed, or given away if keep_fd). */
+lsl_op *lsl_take_op(lua_State *L, lsl_sock *a, int dir, int kind);
+int lsl_run_op(lua_State *L, lsl_op *o, int anchor);
+void lsl_forget(lsl_sock *a, int keep_fd);
+
+/* lunix.c: LuaSocket's socket.unix methods that differ from TCP's. */
+int lsl_unix_connect(lua_State *L, lsl_sock *a);
+int lsl_unix_bind(lua_State *L, lsl_sock *a);
+int lsl_unix_name(lua_State *L, lsl_sock *a, int peer);
+
+/* lopt.c: the methods setoption and getoption. */
+int lsl_setoption(lua_State *L);
+int lsl_getoption(lua_State *L);
 
 /* The module's only exported symbol. */
 __attribute__((visibility("default"))) int

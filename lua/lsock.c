@@ -31,6 +31,7 @@ static lsl_sock *check_sock(lua_State *L)
 }
 
 static lsl_sock *check_kind(lua_State *L, int kind);
+static void forget(lsl_sock *a, int keep_fd);
 
 static int64_t ms(double seconds)
 {
@@ -68,7 +69,9 @@ static void release(lua_State *L, lsl_op *o)
     o->buf.len = 0;
     free(o->host);
     free(o->lhost);
+    free(o->addr);
     o->host = o->lhost = NULL;
+    o->addr = NULL;
     o->active = 0;
     o->a->busy &= ~(1u << o->dir);
 }
@@ -82,7 +85,7 @@ static int push_results(lua_State *L, lsl_op *o)
     case LSL_RECEIVE:
         /* '*a' that read nothing has met the end: LuaSocket says closed. */
         if (!rc && o->op.pattern == NET_ALL && o->buf.len == o->start)
-            rc = NET_ECLOSED;
+            rc = NET_EEOF;
         if (rc) n = lsl_push_error(L, rc) + 1;
         lua_pushlstring(L, o->buf.data ? o->buf.data : "", o->buf.len);
         break;
@@ -94,7 +97,19 @@ static int push_results(lua_State *L, lsl_op *o)
         if (rc)
             n = lsl_push_error(L, rc);
         else
-            lsl_push_sock(L, o->a->lp, op->accepted, LSL_CLIENT);
+            lsl_push_sock(L, o->a->lp, op->accepted, LSL_CLIENT)->local =
+                o->a->local;
+        break;
+    case LSL_UCONNECT:
+        /* As LuaSocket's Unix-domain object: 1 and a client, or the error
+         * and a master that has lost its descriptor. */
+        if (rc) {
+            lsl_forget(o->a, 0);
+            n = lsl_push_error(L, rc);
+        } else {
+            o->a->kind = LSL_CLIENT;
+            lua_pushinteger(L, 1);
+        }
         break;
     case LSL_SLEEP:
         if (rc)
@@ -313,6 +328,19 @@ static lsl_op *take_op(lua_State *L, lsl_sock *a, int dir, int kind)
     return o;
 }
 
+lsl_op *lsl_take_op(lua_State *L, lsl_sock *a, int dir, int kind)
+{
+    return take_op(L, a, dir, kind);
+}
+int lsl_run_op(lua_State *L, lsl_op *o, int anchor)
+{
+    return run_op(L, o, anchor);
+}
+void lsl_forget(lsl_sock *a, int keep_fd)
+{
+    forget(a, keep_fd);
+}
+
 /* --- The calls ---------------------------------------------------------- */
 
 static int m_receive(lua_State *L)
@@ -432,6 +460,8 @@ static void connect_thread(void *p)
  * connect. */
 static int m_connect(lua_State *L)
 {
+    if (check_sock(L)->local)
+        return lsl_unix_connect(L, check_kind(L, LSL_MASTER));
     lsl_sock *a = check_sock(L); /* any class, as in LuaSocket */
     const char *host = luaL_checkstring(L, 2);
     int port = (int)luaL_checkinteger(L, 3);
@@ -529,8 +559,15 @@ int lsl_socket(lua_State *L)
 #include <stdio.h>
 #include <unistd.h>
 
-static const char *const kind_names[] = {"tcp{client}", "tcp{server}",
-                                         "tcp{master}"};
+static const char *const kind_names[] = {
+    "tcp{client}",        "tcp{server}",        "tcp{master}",
+    "unixstream{client}", "unixstream{server}", "unixstream{master}"};
+
+/* LuaSocket's name of the class kind of a. */
+static const char *class_name(const lsl_sock *a, int kind)
+{
+    return kind_names[kind + (a->local ? 3 : 0)];
+}
 
 /* Raises LuaSocket's error for a method called on the wrong class. */
 static lsl_sock *check_kind(lua_State *L, int kind)
@@ -538,7 +575,7 @@ static lsl_sock *check_kind(lua_State *L, int kind)
     lsl_sock *a = check_sock(L);
     if (a->kind != kind)
         luaL_argerror(L, 1,
-                      lua_pushfstring(L, "%s expected", kind_names[kind]));
+                      lua_pushfstring(L, "%s expected", class_name(a, kind)));
     return a;
 }
 
@@ -614,6 +651,7 @@ static int m_close(lua_State *L)
 static int m_bind(lua_State *L)
 {
     lsl_sock *a = check_kind(L, LSL_MASTER);
+    if (a->local) return lsl_unix_bind(L, a);
     const char *host = luaL_checkstring(L, 2);
     const char *port = luaL_checkstring(L, 3);
     struct addrinfo hints, *res = NULL, *ai;
@@ -638,16 +676,14 @@ static int m_bind(lua_State *L)
                 err = errno;
                 continue;
             }
-            if (ai->ai_family == AF_INET6) { /* as LuaSocket's tcp6() */
-                int yes = 1;
-                setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &yes, sizeof yes);
-            }
             net_sock *s;
             if ((rc = net_wrap(&s, fd)) < 0) {
                 close(fd);
                 freeaddrinfo(res);
                 return lsl_push_error(L, rc);
             }
+            /* IPv6 only, as LuaSocket's tcp6() makes it. */
+            if (ai->ai_family == AF_INET6) (void)net_setopt(s, NET_V6ONLY, 1);
             a->s = s;
             family = ai->ai_family;
         }
@@ -731,6 +767,7 @@ static int m_shutdown(lua_State *L)
 static int push_addr(lua_State *L, lsl_sock *a, int peer)
 {
     net_addr ad;
+    if (a->local) return lsl_unix_name(L, a, peer);
     if (!a->s) return lsl_push_error(L, -EBADF);
     int rc = peer ? net_peer_addr(a->s, &ad) : net_local_addr(a->s, &ad);
     if (rc < 0) return lsl_push_error(L, rc);
@@ -758,131 +795,12 @@ static int m_getfamily(lua_State *L)
     lsl_sock *a = check_sock(L);
     net_addr ad;
     int family = a->family;
+    if (a->local) {
+        lua_pushstring(L, "unix");
+        return 1;
+    }
     if (a->s && net_local_addr(a->s, &ad) == 0) family = ad.family;
     lua_pushstring(L, family == AF_INET6 ? "inet6" : "inet4");
-    return 1;
-}
-
-/* LuaSocket's TCP options, with how each is set and read. */
-enum { OPT_BOOL, OPT_INT, OPT_LINGER, OPT_ERROR };
-typedef struct lsl_option {
-    const char *name;
-    int level, opt, type;
-    int set, get; /* which of setoption and getoption know it */
-} lsl_option;
-
-static const lsl_option options[] = {
-    {"keepalive", SOL_SOCKET, SO_KEEPALIVE, OPT_BOOL, 1, 1},
-    {"reuseaddr", SOL_SOCKET, SO_REUSEADDR, OPT_BOOL, 1, 1},
-    {"reuseport", SOL_SOCKET, SO_REUSEPORT, OPT_BOOL, 1, 1},
-    {"tcp-nodelay", IPPROTO_TCP, TCP_NODELAY, OPT_BOOL, 1, 1},
-    {"tcp-keepidle", IPPROTO_TCP, TCP_KEEPIDLE, OPT_INT, 1, 1},
-    {"tcp-keepcnt", IPPROTO_TCP, TCP_KEEPCNT, OPT_INT, 1, 1},
-    {"tcp-keepintvl", IPPROTO_TCP, TCP_KEEPINTVL, OPT_INT, 1, 1},
-    {"tcp-defer-accept", IPPROTO_TCP, TCP_DEFER_ACCEPT, OPT_INT, 1, 0},
-    {"tcp-fastopen", IPPROTO_TCP, TCP_FASTOPEN, OPT_INT, 1, 0},
-#ifdef TCP_FASTOPEN_CONNECT
-    {"tcp-fastopen-connect", IPPROTO_TCP, TCP_FASTOPEN_CONNECT, OPT_INT, 1, 0},
-#endif
-    {"ipv6-v6only", IPPROTO_IPV6, IPV6_V6ONLY, OPT_BOOL, 1, 0},
-    {"recv-buffer-size", SOL_SOCKET, SO_RCVBUF, OPT_INT, 1, 1},
-    {"send-buffer-size", SOL_SOCKET, SO_SNDBUF, OPT_INT, 1, 1},
-    {"linger", SOL_SOCKET, SO_LINGER, OPT_LINGER, 1, 1},
-    {"error", SOL_SOCKET, SO_ERROR, OPT_ERROR, 0, 1},
-};
-
-/* The option named at argument 2, or LuaSocket's error. */
-static const lsl_option *check_option(lua_State *L, int set)
-{
-    const char *name = luaL_checkstring(L, 2);
-    for (size_t i = 0; i < sizeof options / sizeof options[0]; i++)
-        if (!strcmp(name, options[i].name) &&
-            (set ? options[i].set : options[i].get))
-            return &options[i];
-    char shown[36]; /* LuaSocket shows at most 35 characters of it */
-    snprintf(shown, sizeof shown, "%s", name);
-    luaL_argerror(L, 2, lua_pushfstring(L, "unsupported option `%s'", shown));
-    return NULL;
-}
-
-static int type_error(lua_State *L, int arg, const char *expected)
-{
-    return luaL_argerror(L, arg,
-                         lua_pushfstring(L, "%s expected, got %s", expected,
-                                         luaL_typename(L, arg)));
-}
-
-/* sock:setoption(name, value) -> 1 | nil, 'setsockopt failed'.  Values
- * are checked as LuaSocket checks them, before the descriptor is: a
- * socket without one (a socket.tcp() master, a closed socket) fails. */
-static int m_setoption(lua_State *L)
-{
-    lsl_sock *a = check_sock(L);
-    const lsl_option *o = check_option(L, 1);
-    struct linger li = {0, 0};
-    int v = 0, rc;
-    const void *p = &v;
-    socklen_t len = sizeof v;
-    if (o->type == OPT_BOOL) {
-        if (!lua_isboolean(L, 3)) return type_error(L, 3, "boolean");
-        v = lua_toboolean(L, 3);
-    } else if (o->type == OPT_INT) {
-        v = (int)lua_tonumber(L, 3); /* anything else is 0, as there */
-    } else {
-        if (!lua_istable(L, 3)) return type_error(L, 3, "table");
-        lua_getfield(L, 3, "on");
-        if (!lua_isboolean(L, -1))
-            return luaL_argerror(L, 3, "boolean 'on' field expected");
-        lua_getfield(L, 3, "timeout");
-        if (!lua_isnumber(L, -1))
-            return luaL_argerror(L, 3, "number 'timeout' field expected");
-        li.l_onoff = lua_toboolean(L, -2);
-        li.l_linger = (int)lua_tonumber(L, -1);
-        p = &li;
-        len = sizeof li;
-    }
-    rc = a->s ? setsockopt(net_fd(a->s), o->level, o->opt, p, len) : -1;
-    if (rc < 0) {
-        lua_pushnil(L);
-        lua_pushstring(L, "setsockopt failed");
-        return 2;
-    }
-    return push_ok(L);
-}
-
-/* sock:getoption(name) -> value | nil, 'getsockopt failed'.  'error'
- * gives the pending error's text and takes it, or nil if there is none,
- * as LuaSocket does. */
-static int m_getoption(lua_State *L)
-{
-    lsl_sock *a = check_sock(L);
-    const lsl_option *o = check_option(L, 0);
-    struct linger li = {0, 0};
-    int v = 0;
-    void *p = &v;
-    socklen_t len = sizeof v;
-    if (o->type == OPT_LINGER) p = &li, len = sizeof li;
-    if (!a->s || getsockopt(net_fd(a->s), o->level, o->opt, p, &len) < 0) {
-        lua_pushnil(L);
-        lua_pushstring(L, "getsockopt failed");
-        return 2;
-    }
-    switch (o->type) {
-    case OPT_BOOL: lua_pushboolean(L, v); break;
-    case OPT_INT: lua_pushinteger(L, v); break;
-    case OPT_ERROR:
-        if (v)
-            lua_pushstring(L, lsl_sock_strerror(v));
-        else
-            lua_pushnil(L);
-        break;
-    default:
-        lua_createtable(L, 0, 2);
-        lua_pushboolean(L, li.l_onoff);
-        lua_setfield(L, -2, "on");
-        lua_pushinteger(L, li.l_linger);
-        lua_setfield(L, -2, "timeout");
-    }
     return 1;
 }
 
@@ -949,6 +867,7 @@ static int m_gc(lua_State *L)
         net_buf_free(&o->buf);
         free(o->host);
         free(o->lhost);
+        free(o->addr);
         free(o);
         a->op[i] = NULL;
     }
@@ -960,19 +879,21 @@ static int m_gc(lua_State *L)
 static int m_tostring(lua_State *L)
 {
     lsl_sock *a = check_sock(L);
-    lua_pushfstring(L, "%s: %p", kind_names[a->kind], (void *)a);
+    lua_pushfstring(L, "%s: %p", class_name(a, a->kind), (void *)a);
     return 1;
 }
 
-/* For socketloop.lua only: class(sock [, 'client'|'server'|'master'])
- * -> LuaSocket's class name, after setting it if asked (a connect makes
- * a client even when it fails, as in LuaSocket). */
+/* For socketloop.lua only: class(sock [, 'client'|'server'|'master'
+ * [, unix]]) -> LuaSocket's class name, after setting it (and whether the
+ * socket is a Unix-domain one) if asked (a connect makes a client even
+ * when it fails, as in LuaSocket). */
 static int p_class(lua_State *L)
 {
     static const char *const names[] = {"client", "server", "master", NULL};
     lsl_sock *a = check_sock(L);
     if (!lua_isnoneornil(L, 2)) a->kind = luaL_checkoption(L, 2, NULL, names);
-    lua_pushstring(L, kind_names[a->kind]);
+    if (!lua_isnoneornil(L, 3)) a->local = lua_toboolean(L, 3);
+    lua_pushstring(L, class_name(a, a->kind));
     return 1;
 }
 
@@ -1012,8 +933,8 @@ int luaopen_socketloop_asock(lua_State *L)
                                        {"getpeername", m_getpeername},
                                        {"getsockname", m_getsockname},
                                        {"getfamily", m_getfamily},
-                                       {"setoption", m_setoption},
-                                       {"getoption", m_getoption},
+                                       {"setoption", lsl_setoption},
+                                       {"getoption", lsl_getoption},
                                        {"getfd", m_getfd},
                                        {"setfd", m_setfd},
                                        {"dirty", m_dirty},

@@ -82,19 +82,28 @@ local function new(coro)
 		stopped = true
 	end
 
-	-- Wraps a LuaSocket TCP object (or returns an asocket as it is).  The
-	-- descriptor moves to the asocket with whatever LuaSocket had read
-	-- ahead, and so do the class, the timeouts and a client's counters;
-	-- the object stays as asocket.socket, without a descriptor.
+	-- Wraps a LuaSocket TCP object, or a Unix-domain stream one
+	-- (socket.unix), or returns an asocket as it is.  The descriptor
+	-- moves to the asocket with whatever LuaSocket had read ahead, and so
+	-- do the class, the timeouts and a client's counters; the object stays
+	-- as asocket.socket, without a descriptor.  LuaSocket's Unix-domain
+	-- objects cannot tell their timeouts, so those asockets start with
+	-- none (they block), as a new unix.stream() does.
 	function loop.wrap(skt)
 		if getmetatable(skt) == mt then return skt end
-		local kind = tostring(skt):match'^tcp{(%a+)}'
-		assert(kind, 'socketloop.wrap: a LuaSocket TCP object expected')
+		local name = tostring(skt)
+		local kind = name:match'^tcp{(%a+)}'
+		local unix = false
+		if not kind then
+			kind = name:match'^unixstream{(%a+)}'
+			unix = kind ~= nil
+		end
+		assert(kind, 'socketloop.wrap: a LuaSocket TCP or unix object expected')
 		local fd = skt:getfd()
 		local a, err
 		if kind == 'master' or fd < 0 then
 			a = L:socket()
-			class(a, kind)
+			class(a, kind, unix)
 			if fd >= 0 then
 				local _
 				_, err = a:setfd(fd)
@@ -107,11 +116,14 @@ local function new(coro)
 				rest = data or partial or ''
 			end
 			a, err = L:adopt(fd, kind == 'server', rest)
+			if a then class(a, kind, unix) end
 		end
 		if err ~= nil then return nil, err end
-		local block, total = skt:gettimeout()
-		a:settimeout(block)
-		a:settimeout(total, 't')
+		if not unix then
+			local block, total = skt:gettimeout()
+			a:settimeout(block)
+			a:settimeout(total, 't')
+		end
 		if kind == 'client' then a:setstats(skt:getstats()) end
 		skt:setfd(-1)
 		origin[a] = skt

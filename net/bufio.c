@@ -156,7 +156,7 @@ static int line(net_sock *s, net_op *op)
     for (;;) {
         if (!s->rlen) {
             ssize_t r = fill(s, op);
-            if (r <= 0) return dry_or_end(op, r, NET_ECLOSED);
+            if (r <= 0) return dry_or_end(op, r, NET_EEOF);
         }
         size_t room = s->max_line - (out->len - start);
         if (reserve(out, s->rlen < room ? s->rlen : room) < 0)
@@ -191,7 +191,7 @@ static int bytes(net_sock *s, net_op *op)
     size_t start = net__x(op)->start, n = op->n;
     if (!n) { /* wait for data, and keep it buffered */
         ssize_t r = s->rlen ? 1 : fill(s, op);
-        return r <= 0 ? dry_or_end(op, r, NET_ECLOSED) : done(op, 0);
+        return r <= 0 ? dry_or_end(op, r, NET_EEOF) : done(op, 0);
     }
     if (n > SIZE_MAX / 2 - out->len) return done(op, -ENOMEM);
     for (;;) {
@@ -211,7 +211,7 @@ static int bytes(net_sock *s, net_op *op)
         } else {
             r = fill(s, op);
         }
-        if (r <= 0) return dry_or_end(op, r, NET_ECLOSED);
+        if (r <= 0) return dry_or_end(op, r, NET_EEOF);
     }
 }
 

@@ -139,7 +139,7 @@ typedef struct net__opx {
     gt__ctimer timer;   /* started ops: the bound of the current wait */
     gt__thread *thread; /* the green thread parked on it (net_op_run) */
     int64_t until;      /* NET__WAIT_TIME: when to step again */
-    int64_t backoff;    /* ACCEPT: the next pause when out of descriptors */
+    int64_t backoff;    /* ACCEPT, CONNECT: the next pause (see net/tcp.c) */
     int64_t idle_end;   /* when the current wait times out for idleness */
     size_t mark;        /* op->moved when the idle clock last restarted */
     size_t start;       /* RECEIVE: out->len before the op */

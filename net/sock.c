@@ -9,7 +9,9 @@
 #include <netinet/tcp.h>
 #include <stdlib.h>
 #include <string.h>
+#include <stddef.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #define NET__MAX_LINE ((size_t)1 << 20)
@@ -144,41 +146,112 @@ int net_fd(const net_sock *s)
     return s->w.fd;
 }
 
-static int opt_level(int opt, int *level, int *name)
+/* Each NET_ option: where the kernel keeps it, and how its value reads. */
+enum { OPT_FLAG = 1, OPT_INT, OPT_LINGER, OPT_LINGER_TIME, OPT_ERROR };
+typedef struct opt_desc {
+    int level, name, type;
+} opt_desc;
+
+static const opt_desc *opt_find(int opt)
 {
-    switch (opt) {
-    case NET_NODELAY: *level = IPPROTO_TCP, *name = TCP_NODELAY; return 0;
-    case NET_KEEPALIVE: *level = SOL_SOCKET, *name = SO_KEEPALIVE; return 0;
-    case NET_REUSEADDR: *level = SOL_SOCKET, *name = SO_REUSEADDR; return 0;
-    case NET_REUSEPORT: *level = SOL_SOCKET, *name = SO_REUSEPORT; return 0;
-    default: return -EINVAL;
-    }
+    static const opt_desc table[] = {
+        [NET_NODELAY] = {IPPROTO_TCP, TCP_NODELAY, OPT_FLAG},
+        [NET_KEEPALIVE] = {SOL_SOCKET, SO_KEEPALIVE, OPT_FLAG},
+        [NET_REUSEADDR] = {SOL_SOCKET, SO_REUSEADDR, OPT_FLAG},
+        [NET_REUSEPORT] = {SOL_SOCKET, SO_REUSEPORT, OPT_FLAG},
+        [NET_RCVBUF] = {SOL_SOCKET, SO_RCVBUF, OPT_INT},
+        [NET_SNDBUF] = {SOL_SOCKET, SO_SNDBUF, OPT_INT},
+        [NET_LINGER] = {SOL_SOCKET, SO_LINGER, OPT_LINGER},
+        [NET_LINGER_TIME] = {SOL_SOCKET, SO_LINGER, OPT_LINGER_TIME},
+        [NET_KEEPIDLE] = {IPPROTO_TCP, TCP_KEEPIDLE, OPT_INT},
+        [NET_KEEPCNT] = {IPPROTO_TCP, TCP_KEEPCNT, OPT_INT},
+        [NET_KEEPINTVL] = {IPPROTO_TCP, TCP_KEEPINTVL, OPT_INT},
+        [NET_V6ONLY] = {IPPROTO_IPV6, IPV6_V6ONLY, OPT_FLAG},
+        [NET_DEFER_ACCEPT] = {IPPROTO_TCP, TCP_DEFER_ACCEPT, OPT_INT},
+        [NET_FASTOPEN] = {IPPROTO_TCP, TCP_FASTOPEN, OPT_INT},
+        [NET_FASTOPEN_CONNECT] = {IPPROTO_TCP, TCP_FASTOPEN_CONNECT, OPT_INT},
+        [NET_ERROR] = {SOL_SOCKET, SO_ERROR, OPT_ERROR},
+    };
+    if (opt <= 0 || opt >= (int)(sizeof table / sizeof table[0])) return NULL;
+    return table[opt].type ? &table[opt] : NULL;
+}
+
+/* Checks common to both calls: 0, or the error to return. */
+static int opt_check(net_sock *s, int opt, const opt_desc **d)
+{
+    if (!s) return -EINVAL;
+    if (net__alien(s)) return GT_EOWNER;
+    if (s->closed) return NET_ECLOSED;
+    return (*d = opt_find(opt)) ? 0 : -EINVAL;
 }
 
 int net_setopt(net_sock *s, int opt, int value)
 {
-    int level, name, rc;
-    if (!s) return -EINVAL;
-    if (net__alien(s)) return GT_EOWNER;
-    if (s->closed) return NET_ECLOSED;
-    if ((rc = opt_level(opt, &level, &name)) < 0) return rc;
-    value = value != 0;
-    return setsockopt(s->w.fd, level, name, &value, sizeof value) < 0 ? -errno
-                                                                      : 0;
+    const opt_desc *d = NULL;
+    int rc = opt_check(s, opt, &d);
+    if (rc < 0) return rc;
+    struct linger li = {value >= 0, value >= 0 ? value : 0};
+    const void *p = &value;
+    socklen_t len = sizeof value;
+    switch (d->type) {
+    case OPT_FLAG: value = value != 0; break;
+    case OPT_LINGER:
+        /* -1 turns lingering off; the kernel then keeps the time it had,
+         * which NET_LINGER_TIME still reads. */
+        if (value < -1) return -EINVAL;
+        p = &li;
+        len = sizeof li;
+        break;
+    case OPT_INT: break;
+    default: return -EINVAL; /* read-only: NET_LINGER_TIME, NET_ERROR */
+    }
+    return setsockopt(s->w.fd, d->level, d->name, p, len) < 0 ? -errno : 0;
 }
 
 int net_getopt(net_sock *s, int opt, int *value)
 {
-    int level, name, rc;
-    socklen_t len = sizeof *value;
-    if (!s || !value) return -EINVAL;
-    if (net__alien(s)) return GT_EOWNER;
-    if (s->closed) return NET_ECLOSED;
-    if ((rc = opt_level(opt, &level, &name)) < 0) return rc;
-    return getsockopt(s->w.fd, level, name, value, &len) < 0 ? -errno : 0;
+    const opt_desc *d = NULL;
+    int rc = value ? opt_check(s, opt, &d) : -EINVAL;
+    if (rc < 0) return rc;
+    struct linger li = {0, 0};
+    int v = 0;
+    void *p = &v;
+    socklen_t len = sizeof v;
+    if (d->type == OPT_LINGER || d->type == OPT_LINGER_TIME) {
+        p = &li;
+        len = sizeof li;
+    }
+    if (getsockopt(s->w.fd, d->level, d->name, p, &len) < 0) return -errno;
+    switch (d->type) {
+    case OPT_FLAG: *value = v != 0; break;
+    case OPT_LINGER: *value = li.l_onoff ? li.l_linger : -1; break;
+    case OPT_LINGER_TIME: *value = li.l_linger; break;
+    case OPT_ERROR: *value = -v; break;
+    default: *value = v;
+    }
+    return 0;
 }
 
-static int to_addr(const struct sockaddr_storage *ss, net_addr *out)
+/* A Unix-domain address: the path, "@name" for an abstract name (cut at
+ * a NUL inside it), "" for a socket without a name. */
+static void unix_name(const struct sockaddr_un *un, socklen_t len,
+                      net_addr *out)
+{
+    size_t off = offsetof(struct sockaddr_un, sun_path);
+    size_t n = len > off ? len - off : 0, k = 0;
+    const char *p = un->sun_path;
+    if (n > sizeof un->sun_path) n = sizeof un->sun_path;
+    if (n && p[0] == '\0') { /* abstract */
+        out->host[k++] = '@';
+        p++;
+        n--;
+    }
+    while (n && *p && k < sizeof out->host - 1) out->host[k++] = *p++, n--;
+    out->host[k] = '\0';
+}
+
+static int to_addr(const struct sockaddr_storage *ss, socklen_t len,
+                   net_addr *out)
 {
     const void *a;
     if (ss->ss_family == AF_INET) {
@@ -189,6 +262,11 @@ static int to_addr(const struct sockaddr_storage *ss, net_addr *out)
         const struct sockaddr_in6 *in6 = (const void *)ss;
         a = &in6->sin6_addr;
         out->port = ntohs(in6->sin6_port);
+    } else if (ss->ss_family == AF_UNIX) {
+        out->family = AF_UNIX;
+        out->port = 0;
+        unix_name((const void *)ss, len, out);
+        return 0;
     } else {
         return -EAFNOSUPPORT;
     }
@@ -206,7 +284,7 @@ static int get_addr(net_sock *s, net_addr *out, int peer)
     if (s->closed) return NET_ECLOSED;
     int r = peer ? getpeername(s->w.fd, (struct sockaddr *)&ss, &len)
                  : getsockname(s->w.fd, (struct sockaddr *)&ss, &len);
-    return r < 0 ? -errno : to_addr(&ss, out);
+    return r < 0 ? -errno : to_addr(&ss, len, out);
 }
 
 int net_local_addr(net_sock *s, net_addr *out)

@@ -12,6 +12,22 @@
 #define NET__BACKOFF_MIN 5    /* ms, first pause when out of descriptors */
 #define NET__BACKOFF_MAX 1000 /* ms, longest pause */
 
+/* A pause before the operation tries again (5 ms doubling to 1 s), until
+ * its deadline; then it ends with err, the error that made it pause. */
+static int backoff(net_op *op, int err)
+{
+    net__opx *x = net__x(op);
+    int64_t now = gt_now(), end = net__bound(op), b = x->backoff;
+    if (op->deadline == 0 || (end >= 0 && now >= end)) {
+        op->rc = err;
+        return NET__DONE;
+    }
+    if (!b) b = NET__BACKOFF_MIN;
+    x->until = end >= 0 && now + b > end ? end : now + b;
+    x->backoff = b * 2 < NET__BACKOFF_MAX ? b * 2 : NET__BACKOFF_MAX;
+    return NET__WAIT_TIME;
+}
+
 int net__connect_step(net_op *op)
 {
     net_sock *s = op->s;
@@ -27,6 +43,10 @@ int net__connect_step(net_op *op)
             op->rc = 0;
             return NET__DONE;
         }
+        /* A Unix-domain listener whose backlog is full refuses at once
+         * with EAGAIN, and nothing goes on in the background (nor does
+         * readiness say when there is room): pause, then try again. */
+        if (errno == EAGAIN) return backoff(op, -EAGAIN);
         /* An interrupted connect goes on in the background (POSIX), as
          * one in progress does: wait for it the same way. */
         if (errno != EINPROGRESS && errno != EINTR) {
@@ -187,7 +207,6 @@ int net_listen(net_sock **out, const char *host, int port, int backlog)
 int net__accept_step(net_op *op)
 {
     net_sock *ls = op->s;
-    net__opx *x = net__x(op);
     for (;;) {
         if (ls->closed) {
             op->rc = NET_ECLOSED;
@@ -207,17 +226,8 @@ int net__accept_step(net_op *op)
             return NET__DONE;
         }
         /* Out of descriptors: the connection stays queued, so readiness
-         * would fire at once again.  Pause instead, then retry, until the
-         * deadline; then report the error itself. */
-        int64_t now = gt_now(), end = net__bound(op), b = x->backoff;
-        if (op->deadline == 0 || (end >= 0 && now >= end)) {
-            op->rc = -err;
-            return NET__DONE;
-        }
-        if (!b) b = NET__BACKOFF_MIN;
-        x->until = end >= 0 && now + b > end ? end : now + b;
-        x->backoff = b * 2 < NET__BACKOFF_MAX ? b * 2 : NET__BACKOFF_MAX;
-        return NET__WAIT_TIME;
+         * would fire at once again.  Pause instead, then retry. */
+        return backoff(op, -err);
     }
 }
 

@@ -24,6 +24,7 @@ const char *gt_strerror(int rc)
     case NET_ENOTFOUND: return "host not found";
     case NET_ERESOLVE: return "name resolution failed";
     case NET_ETRYAGAIN: return "temporary failure in name resolution";
+    case NET_EEOF: return "end of stream";
     default: break;
     }
     if (rc < -4095) return "unknown error"; /* also keeps -rc defined */

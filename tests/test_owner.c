@@ -150,7 +150,7 @@ static void test_strerror_every_code(void **state)
     (void)state;
     static const int codes[] = {GT_EMAPLIMIT,   GT_EOWNER,     NET_ECLOSED,
                                 NET_EFDSETSIZE, NET_ENOTFOUND, NET_ERESOLVE,
-                                NET_ETRYAGAIN};
+                                NET_ETRYAGAIN,  NET_EEOF};
     const char *unknown = gt_strerror(-4999);
     int n = (int)(sizeof codes / sizeof codes[0]);
     for (int i = 0; i < n; i++) {

@@ -10,6 +10,15 @@
  * A socket belongs to the green threads of the OS thread that made it:
  * every call on it from another OS thread returns GT_EOWNER and changes
  * nothing (net_buffered returns 0).
+ * End of stream and closed are told apart.  The peer closing its end is
+ * end of stream: net_recv returns 0, NET_LINE and NET_BYTES fail with
+ * NET_EEOF (NET_ALL ends with success), and each call after returns the
+ * same again.  NET_ECLOSED means only that this side closed the socket:
+ * net_close or net_release while a call waited on it (that call returns
+ * NET_ECLOSED), or a call on a socket already closed where that can be
+ * seen (a started operation, a server's own handle).  A reset peer gives
+ * -ECONNRESET, a write after the peer left -EPIPE.
+ *
  * One reader and one writer may wait on it at once; a second waiter in the
  * same direction gets -EALREADY at once.  net_close wakes every waiter
  * with NET_ECLOSED and closes the descriptor only after the last of them
@@ -42,11 +51,12 @@
 extern "C" {
 #endif
 
-#define NET_ECLOSED (-4300)    /* the socket was closed, or the peer closed */
+#define NET_ECLOSED (-4300)    /* you closed the socket (net_close) */
 #define NET_EFDSETSIZE (-4301) /* descriptor past FD_SETSIZE (select) */
 #define NET_ENOTFOUND (-4302)  /* host name does not resolve */
 #define NET_ERESOLVE (-4303)   /* name resolution failed otherwise */
 #define NET_ETRYAGAIN (-4304)  /* temporary failure in name resolution */
+#define NET_EEOF (-4305)       /* the peer closed: end of stream */
 
 typedef struct net_sock net_sock;
 
@@ -80,6 +90,28 @@ GT_API int net_connect_sock(net_sock *s, const char *host, int port,
  * addresses, or "localhost", which /etc/hosts answers at once. */
 GT_API int net_listen(net_sock **out, const char *host, int port, int backlog);
 
+/* Unix-domain stream sockets.  path names a file, or, starting with '@',
+ * a name in Linux's abstract namespace (the bytes after the '@'; no file,
+ * gone when the last socket bound to it closes).  A path must be shorter
+ * than 108 bytes, an abstract name at most 107: -ENAMETOOLONG otherwise;
+ * "" and "@" give -EINVAL.  net_accept, the reads and writes, the options
+ * that are not TCP's, and net_close work on these as on TCP sockets;
+ * net_local_addr/net_peer_addr give family AF_UNIX (see net_addr).
+ *
+ * net_listen_unix does not remove an existing file at path: a stale one
+ * (left by a process that died) gives -EADDRINUSE, and unlinking it is
+ * the caller's choice.  Nor does closing the listener remove its file:
+ * unlink it when the service ends (abstract names need neither).  The
+ * file is made with the process's umask; its directory's permissions
+ * decide who may connect. */
+GT_API int net_listen_unix(net_sock **out, const char *path, int backlog);
+/* Connects to the listener at path (see net_listen_unix).  Errors are the
+ * kernel's: -ENOENT when nothing is at path, -ECONNREFUSED when nothing
+ * listens there.  While the listener's backlog is full, it pauses and
+ * tries again (5 ms doubling to 1 s) until the deadline, then returns
+ * -EAGAIN; deadline 0 tries once. */
+GT_API int net_connect_unix(net_sock **out, const char *path, int64_t deadline);
+
 /* Accepts a connection (non-blocking, close-on-exec).  Out of descriptors
  * (EMFILE, ENFILE) it backs off, 5 ms doubling to 1 s, and tries again
  * until the deadline, then returns that error. */
@@ -94,7 +126,8 @@ GT_API int net_serve(net_sock **out, const char *host, int port,
                      net_handler *handler, void *arg);
 
 /* Reads what is there, up to n bytes (at least 1): returns the count, 0
- * when the peer has closed. */
+ * at end of stream (the peer has closed its end), NET_ECLOSED if the
+ * socket is closed on this side while it waits. */
 GT_API ssize_t net_recv(net_sock *s, void *buf, size_t n, int64_t deadline);
 
 /* Writes all n bytes; returns n, or an error with *sent (if not NULL)
@@ -121,17 +154,48 @@ GT_API int net_release(net_sock *s);
  * until net_close (see there): there is no "closed" answer. */
 GT_API int net_fd(const net_sock *s);
 
-#define NET_NODELAY 1   /* TCP_NODELAY */
-#define NET_KEEPALIVE 2 /* SO_KEEPALIVE */
-#define NET_REUSEADDR 3 /* SO_REUSEADDR */
-#define NET_REUSEPORT 4 /* SO_REUSEPORT */
+/* Socket options.  Each is one int, set and read through these calls, so
+ * that the library knows every option set on its sockets.  Flags read 0
+ * or 1 and set anything non-zero as 1; sizes, counts and times (seconds)
+ * go to the kernel as given, which may round them or refuse them (its
+ * errno comes back).  An unknown option, NULL, or setting a read-only
+ * one gives -EINVAL; an option the socket's family lacks (TCP options
+ * on a Unix-domain socket) gives the kernel's error, -EOPNOTSUPP. */
+#define NET_NODELAY 1   /* TCP_NODELAY, flag */
+#define NET_KEEPALIVE 2 /* SO_KEEPALIVE, flag */
+#define NET_REUSEADDR 3 /* SO_REUSEADDR, flag */
+#define NET_REUSEPORT 4 /* SO_REUSEPORT, flag */
+#define NET_RCVBUF 5    /* SO_RCVBUF, bytes (Linux reads back twice that) */
+#define NET_SNDBUF 6    /* SO_SNDBUF, bytes (likewise) */
+/* SO_LINGER: seconds >= 0 turns lingering on with that time, -1 turns it
+ * off; reads the seconds while on, -1 while off.  Below -1: -EINVAL. */
+#define NET_LINGER 7
+/* Read-only: the linger time the kernel holds, also while lingering is
+ * off (turning it off keeps the time that was set before). */
+#define NET_LINGER_TIME 8
+#define NET_KEEPIDLE 9          /* TCP_KEEPIDLE, seconds */
+#define NET_KEEPCNT 10          /* TCP_KEEPCNT, probes */
+#define NET_KEEPINTVL 11        /* TCP_KEEPINTVL, seconds */
+#define NET_V6ONLY 12           /* IPV6_V6ONLY, flag (IPv6 sockets only) */
+#define NET_DEFER_ACCEPT 13     /* TCP_DEFER_ACCEPT, seconds */
+#define NET_FASTOPEN 14         /* TCP_FASTOPEN, queue length (listeners) */
+#define NET_FASTOPEN_CONNECT 15 /* TCP_FASTOPEN_CONNECT, 0 or 1 */
+/* Read-only: the socket's pending error, taken (SO_ERROR): 0, or the
+ * negated errno, as a result code; a second read gives 0. */
+#define NET_ERROR 16
 GT_API int net_setopt(net_sock *s, int opt, int value);
 GT_API int net_getopt(net_sock *s, int opt, int *value);
 
+/* A socket's address.  For AF_UNIX, host is the path, "@name" for an
+ * abstract name (cut at a NUL byte inside it), or "" for a socket that
+ * has no name (the connecting end); port is 0.  A file whose path itself
+ * starts with '@' reads the same as the abstract name: name such files
+ * "./@..." to keep them apart.  host holds every path the kernel allows
+ * (108 bytes, "@" and the NUL included). */
 typedef struct net_addr {
-    char host[46]; /* numeric, IPv4 or IPv6 */
+    char host[110]; /* numeric IPv4 or IPv6, or a Unix-domain name */
     int port;
-    int family; /* AF_INET or AF_INET6 */
+    int family; /* AF_INET, AF_INET6 or AF_UNIX */
 } net_addr;
 GT_API int net_local_addr(net_sock *s, net_addr *out);
 GT_API int net_peer_addr(net_sock *s, net_addr *out);
@@ -182,10 +246,11 @@ GT_API void net_buf_free(net_buf *b);
 #define NET_BYTES 3 /* exactly n bytes; n = 0 waits for data, keeps it */
 /* Returns the number of bytes this call appended.  NET_ALL ends with
  * success when the peer closes; NET_LINE and NET_BYTES then fail with
- * NET_ECLOSED.  A line longer than the socket's limit fails with
- * -EMSGSIZE, having appended the limit's worth; the rest of that line,
- * up to its LF, is then dropped as it arrives, so the next call of any
- * kind starts at the next line.  -ENOMEM if out cannot grow.
+ * NET_EEOF, keeping what came in out (NET_ECLOSED only when the socket
+ * is closed on this side while the call waits).  A line longer than the
+ * socket's limit fails with -EMSGSIZE, having appended the limit's worth; the
+ * rest of that line, up to its LF, is then dropped as it arrives, so the next
+ * call of any kind starts at the next line.  -ENOMEM if out cannot grow.
  * Another call may take buffered bytes while one waits (only a second
  * waiter is refused): the waiting one then sees what that call left in
  * the buffer, and no byte is lost or reordered. */

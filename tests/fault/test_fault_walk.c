@@ -7,9 +7,9 @@
  *     (as its negated errno or the library's NET_E* code for it), or,
  *     for a call made by the loop or a worker thread, some operation did;
  *     every other failure is a consequence (the peer saw the connection
- *     end: NET_ECLOSED, -ECONNRESET, -EPIPE), never a timeout, and one
- *     fault costs at most one of the two client exchanges.  Or the library
- *     recovered and everything succeeded, which faults marked "recovers"
+ *     end: NET_EEOF, NET_ECLOSED, -ECONNRESET, -EPIPE), never a timeout,
+ *     and one fault costs at most one of the two client exchanges.  Or the
+ * library recovered and everything succeeded, which faults marked "recovers"
  *     must do;
  * (b) the bystander finished its ping-pong in the same loop;
  * (c) net_cleanup succeeds (no socket or waiter left), and the count of
@@ -146,8 +146,8 @@ static const char *judge(const kind *k, int policy, const sc_run *r,
         if (e->rc == want) {
             seen = 1;
             seen_by_who |= e->who == who;
-        } else if (e->rc != NET_ECLOSED && e->rc != -ECONNRESET &&
-                   e->rc != -EPIPE) {
+        } else if (e->rc != NET_ECLOSED && e->rc != NET_EEOF &&
+                   e->rc != -ECONNRESET && e->rc != -EPIPE) {
             snprintf(why, sizeof why, "%s: unexpected error %d (%s)", e->op,
                      e->rc, net_strerror(e->rc));
             return why;

@@ -242,14 +242,14 @@ static int model_skip(const unsigned char *S, size_t avail, int eof,
  * line, up to its LF, is then dropped by whichever call comes next (*skip
  * says it is still to drop).  When the data runs out, a call
  * that tries once fails with -ETIMEDOUT, and at the end of the stream
- * NET_LINE and NET_BYTES fail with NET_ECLOSED; either way it keeps what
+ * NET_LINE and NET_BYTES fail with NET_EEOF; either way it keeps what
  * it took.  NET_BYTES 0 takes nothing. */
 static ssize_t model(const call *c, size_t limit, const unsigned char *S,
                      size_t avail, int eof, size_t *pos, int *skip,
                      unsigned char *app, size_t *len)
 {
     size_t i = *pos, k = 0;
-    ssize_t short_rc = eof ? NET_ECLOSED : -ETIMEDOUT;
+    ssize_t short_rc = eof ? NET_EEOF : -ETIMEDOUT;
     *len = 0;
     if (c->pat != NET_LINE && c->pat != NET_BYTES && c->pat != NET_ALL)
         return -EINVAL;

@@ -259,8 +259,8 @@ static void test_outside_big_send(void **state)
 static void test_strerror(void **state)
 {
     (void)state;
-    static const int codes[] = {NET_ECLOSED, NET_EFDSETSIZE, NET_ENOTFOUND,
-                                NET_ERESOLVE, NET_ETRYAGAIN};
+    static const int codes[] = {NET_ECLOSED,  NET_EFDSETSIZE, NET_ENOTFOUND,
+                                NET_ERESOLVE, NET_ETRYAGAIN,  NET_EEOF};
     const char *unknown = net_strerror(-4999);
     assert_non_null(unknown);
     for (int i = 0; i < NT_LEN(codes); i++) {

@@ -21,8 +21,8 @@ typedef struct expect {
 
 /* What each receive must return on the whole stream S: lines lose their
  * LF and every CR; at the end of the stream a line or a count returns
- * NET_ECLOSED with what was left; NET_ALL returns the rest.  NET_BYTES 0
- * waits for data and appends nothing: 0, or NET_ECLOSED at the end. */
+ * NET_EEOF with what was left; NET_ALL returns the rest.  NET_BYTES 0
+ * waits for data and appends nothing: 0, or NET_EEOF at the end. */
 static void model(const unsigned char *S, size_t L, const op *ops, int nops,
                   expect *e)
 {
@@ -35,15 +35,15 @@ static void model(const unsigned char *S, size_t L, const op *ops, int nops,
             while (j < L && S[j] != '\n') j++;
             for (size_t k = pos; k < j; k++)
                 if (S[k] != '\r') e[i].data[e[i].len++] = S[k];
-            e[i].rc = j < L ? (ssize_t)e[i].len : NET_ECLOSED;
+            e[i].rc = j < L ? (ssize_t)e[i].len : NET_EEOF;
             pos = j < L ? j + 1 : L;
         } else if (ops[i].pat == NET_BYTES && ops[i].n == 0) {
-            e[i].rc = pos < L ? 0 : NET_ECLOSED;
+            e[i].rc = pos < L ? 0 : NET_EEOF;
         } else if (ops[i].pat == NET_BYTES) {
             size_t k = L - pos < ops[i].n ? L - pos : ops[i].n;
             memcpy(e[i].data, S + pos, k);
             e[i].len = k;
-            e[i].rc = k == ops[i].n ? (ssize_t)k : NET_ECLOSED;
+            e[i].rc = k == ops[i].n ? (ssize_t)k : NET_EEOF;
             pos += k;
         } else {
             memcpy(e[i].data, S + pos, L - pos);
@@ -269,7 +269,7 @@ static void test_split_mixed(void **state)
     check_splits(S1, S1_len, ops, NT_LEN(ops), 0);
 }
 
-/* A count larger than what is left: NET_ECLOSED with all of it. */
+/* A count larger than what is left: NET_EEOF with all of it. */
 static void test_split_bytes_past_end(void **state)
 {
     (void)state;
@@ -387,7 +387,7 @@ static void test_prefix(void **state)
     assert_int_equal(net_cleanup(), 0);
     assert_int_equal(c.rc[0], 3);
     assert_int_equal(c.rc[1], 2);
-    assert_int_equal(c.rc[2], NET_ECLOSED);
+    assert_int_equal(c.rc[2], NET_EEOF);
     assert_int_equal(c.out.len, 13);
     assert_memory_equal(c.out.data, "PRE:abcXYpart", 13);
     assert_true(c.out.cap >= c.out.len);
@@ -548,7 +548,7 @@ static void test_timeout_partial(void **state)
     assert_int_equal(c.rc[5], 1);
     assert_int_equal(c.out[4].len, 3);
     assert_memory_equal(c.out[4].data, "xyz", 3);
-    assert_int_equal(c.rc[6], NET_ECLOSED); /* after the end: closed */
+    assert_int_equal(c.rc[6], NET_EEOF); /* after the end: end of stream */
     assert_int_equal(left, 0);
     for (int i = 0; i < 8; i++) net_buf_free(&c.out[i]);
 }
@@ -650,7 +650,7 @@ static void test_buffered(void **state)
 }
 
 /* NET_BYTES 0 waits for data, appends none and keeps it buffered (at the
- * end of the stream: NET_ECLOSED); a count that out cannot hold: -ENOMEM,
+ * end of the stream: NET_EEOF); a count that out cannot hold: -ENOMEM,
  * and nothing is lost. */
 typedef struct odd_ctx {
     net_sock *a, *b;
@@ -707,7 +707,7 @@ static void test_bytes_odd_counts(void **state)
     assert_int_equal(c.rc[4], 3);
     assert_int_equal(c.len[4], 3);
     assert_memory_equal(c.out.data, "abc", 3);
-    assert_int_equal(c.rc[5], NET_ECLOSED);
+    assert_int_equal(c.rc[5], NET_EEOF);
     assert_int_equal(c.len[5], 3);
     net_buf_free(&c.out);
 }

@@ -48,7 +48,7 @@ static void send_error(net_sock *s, const char *status, int64_t deadline)
 
 static void verbose_error(const srv_opts *o, const char *what, ssize_t rc)
 {
-    if (o->verbose && rc != NET_ECLOSED && rc != -ECANCELED &&
+    if (o->verbose && rc != NET_ECLOSED && rc != NET_EEOF && rc != -ECANCELED &&
         rc != -ECONNRESET)
         fprintf(stderr, "%s: %s\n", what, net_strerror((int)rc));
 }

@@ -180,7 +180,7 @@ static int round_trip(net_sock *s, unsigned char *out, unsigned char *in,
     if (r < 0) return (int)r;
     for (int got = 0; got < o_size;) {
         r = net_recv(s, in + got, (size_t)(o_size - got), deadline);
-        if (r <= 0) return r ? (int)r : NET_ECLOSED;
+        if (r <= 0) return r ? (int)r : NET_EEOF;
         got += (int)r;
     }
     return 0;
@@ -213,7 +213,7 @@ static void conn_main(void *p)
     if (o_idle) {
         /* Hold the connection; the server must neither send nor close. */
         ssize_t r = net_recv(s, &dummy, 1, g_end_ms);
-        if (r != -ETIMEDOUT) note_error(w, r ? (int)r : NET_ECLOSED);
+        if (r != -ETIMEDOUT) note_error(w, r ? (int)r : NET_EEOF);
         goto done;
     }
     out = malloc((size_t)o_size);

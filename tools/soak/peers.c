@@ -447,7 +447,7 @@ int soak_probe(int64_t *ms)
     size_t got = 0;
     while (n >= 0 && got < sizeof buf) {
         n = net_recv(s, rbuf, sizeof buf - got, deadline);
-        if (n == 0) n = NET_ECLOSED;
+        if (n == 0) n = NET_EEOF;
         if (n > 0 && stream_check(&in, rbuf, (size_t)n) < (size_t)n)
             n = -EBADMSG;
         if (n > 0) got += (size_t)n;
