@@ -1,6 +1,6 @@
-/* Private structures of the net layer.  It parks and wakes green threads
- * only through runtime/park.h, and plugs its poller into the loop through
- * gt__io. */
+/* Private structures of the net layer.  It uses the runtime only through
+ * runtime/park.h (tools/lint.sh checks it): it parks and wakes green
+ * threads, and plugs its poller into the loop through gt__io. */
 #ifndef NET_INTERNAL_H
 #define NET_INTERNAL_H
 

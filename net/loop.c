@@ -17,7 +17,7 @@ static void loop_free(net__loop *L)
     while (L->nspare) free(L->spare[--L->nspare]);
     net__resolver_free(L);
     L->be->destroy(L->p);
-    gt__peek()->io = NULL;
+    gt__io_set(NULL);
     free(L);
 }
 
@@ -51,7 +51,6 @@ net__loop *net__get(int *err)
 {
     net__loop *L = tls_loop;
     if (L) return L;
-    gt__sched *S = gt__get();
     L = calloc(1, sizeof *L);
     if (!L) {
         *err = -ENOMEM;
@@ -66,7 +65,7 @@ net__loop *net__get(int *err)
     }
     L->io.wait = net__loop_wait;
     gt__list_init(&L->foreign);
-    S->io = &L->io;
+    gt__io_set(&L->io); /* makes the scheduler too */
     pthread_once(&exit_once, make_exit_key);
     pthread_setspecific(exit_key, L);
     tls_loop = L;

@@ -21,7 +21,7 @@ int net__sock_new(net__loop *L, int fd, net_sock **out)
     s->w.fd = fd;
     s->w.slot = -1;
     s->L = L;
-    s->owner = gt__S.serial; /* net__get made the scheduler */
+    s->owner = gt__serial(); /* net__get made the scheduler */
     s->refs = 1;
     s->max_line = NET__MAX_LINE;
     s->born = gt_now();

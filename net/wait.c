@@ -42,7 +42,7 @@ int net__sock_watch(net_sock *s)
 
 int net__park(net__loop *L, net__waitable *w, int dir, int64_t deadline)
 {
-    w->waiter[dir] = gt__S.current;
+    w->waiter[dir] = gt__self();
     L->io.waiters++;
     int rc = gt__park(deadline, dir ? "send" : "recv", w);
     w->waiter[dir] = NULL;
@@ -208,7 +208,7 @@ int net_wait(int fd, int events, int64_t deadline)
         return -EINVAL;
     if ((rc = ready_now(fd, events)) != 0) return rc;
     if (deadline == 0) return -ETIMEDOUT; /* tried once */
-    if (!gt__S.current) return -EPERM;
+    if (!gt__self()) return -EPERM;
     if (fstat(fd, &st) < 0) return -errno;
     foreign f = {{fd, -1, {NULL, NULL}, {NULL, NULL}, {0, 0}, 0, foreign_event},
                  {NULL, NULL},
@@ -219,7 +219,7 @@ int net_wait(int fd, int events, int64_t deadline)
     if ((rc = L->be->add(L->p, &f.w, events | NET__POLL)) < 0) return rc;
     gt__list_push(&L->foreign, &f.link);
     /* Both slots name this thread, whichever direction fires. */
-    f.w.waiter[1] = gt__S.current;
+    f.w.waiter[1] = gt__self();
     rc = net__park(L, &f.w, 0, deadline);
     f.w.waiter[1] = NULL;
     gt__list_remove(&f.link);

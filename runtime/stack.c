@@ -44,7 +44,7 @@
  * Nothing here allocates but exit when the array grows to a new working
  * set. */
 #include "prefix.h"
-#include "internal.h"
+#include "scheduler.h"
 
 #include <errno.h>
 #include <stdatomic.h>
