@@ -199,8 +199,8 @@ static int lookup_parked(net__loop *L, lookup *l, struct addrinfo **out,
     net__resolver *r = L->res;
     /* resolver_new set L->res when it returned 0 (see serve_accept in
      * tcp.c for why the analyzer cannot tell). */
-    pthread_mutex_lock(
-        &r->mu); /* NOLINT(clang-analyzer-core.NonNullParamChecker) */
+    /* NOLINTNEXTLINE(clang-analyzer-core.NonNullParamChecker) */
+    pthread_mutex_lock(&r->mu);
     if (!r->idle && r->nworkers < NET__WORKERS && (rc = add_worker(r)) < 0 &&
         !r->nworkers) {
         pthread_mutex_unlock(&r->mu);
