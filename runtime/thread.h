@@ -40,15 +40,23 @@ typedef struct gt__thread {
 /* The control block's share of the top of the mapping. */
 #define GT__TCB_SIZE ((sizeof(gt__thread) + 63) & ~(size_t)63)
 
-#define GT__CANARY 0x5ca1ab1edeadc0deULL
+/* The canary of a stack without a guard page is its lowest word, and its
+ * value is zero: what a fresh or cold (MADV_DONTNEED) page holds.  So it
+ * is never written, only read, and reading a page nobody wrote maps the
+ * kernel's shared zero page: the bottom page stays out of the resident
+ * set, and a parked no-guard thread costs one page, like a guarded one,
+ * instead of two.  The price: an overflow that writes eight zero bytes on
+ * exactly that word goes unseen by the check; any other write there is
+ * seen, and the stack-pointer test of the fault handler does not depend
+ * on it (runtime/debug.c). */
+#define GT__CANARY 0
 
 /* Reports t's stack overflow and aborts (runtime/debug.c). */
 void gt__overflow(gt__thread *t);
 
 /* Called at each switch away from a thread: a broken canary means the
  * thread wrote below its stack, which a no-guard stack allows silently.
- * Guarded stacks have no canary, so that their bottom page stays
- * untouched and out of the resident set. */
+ * Guarded stacks need no canary: their guard page faults. */
 static inline void gt__stack_check(gt__thread *t)
 {
     if (__builtin_expect(t->flags != 0, 0) &&
