@@ -347,7 +347,8 @@ static double median(double *v, int n)
 static void add_pair(const char *name, run_fn *f, const char *ref_name,
                      run_fn *ref)
 {
-    double v[SLB_REPEAT_MAX], rv[SLB_REPEAT_MAX], ra[SLB_REPEAT_MAX];
+    double v[SLB_REPEAT_MAX] = {0}, rv[SLB_REPEAT_MAX] = {0},
+           ra[SLB_REPEAT_MAX] = {0};
     int n = opt_repeat;
     for (int i = 0; i < n; i++) {
         v[i] = measure(f);
