@@ -1,6 +1,6 @@
-/* Private structures of the net layer.  It parks and wakes green threads
- * only through runtime/park.h, and plugs its poller into the loop through
- * gt__io. */
+/* Private structures of the net layer.  It uses the runtime only through
+ * runtime/park.h (tools/lint.sh checks it): it parks and wakes green
+ * threads, and plugs its poller into the loop through gt__io. */
 #ifndef NET_INTERNAL_H
 #define NET_INTERNAL_H
 
@@ -107,15 +107,21 @@ static inline int net__alien(const net_sock *s)
     return s && gt__alien(s->owner);
 }
 
+/* The calling OS thread's loop, made on first use (net/loop.c). */
 net__loop *net__get(int *err);
+int net__sock_new(net__loop *L, int fd, net_sock **out);
+
+/* --- Waiting (net/wait.c) ------------------------------------------------ */
 /* Parks the running green thread until w is ready in direction dir
  * (0 read, 1 write) or the deadline; the caller registered w. */
 int net__park(net__loop *L, net__waitable *w, int dir, int64_t deadline);
-int net__sock_new(net__loop *L, int fd, net_sock **out);
 /* Registers s with the poller if an operation waits on it for I/O, or
  * updates a level-triggered poller's interest to the directions that
  * operations wait for. */
 int net__sock_watch(net_sock *s);
+/* The loop's poll round (gt__io.wait): waits at most timeout_ms for
+ * events and wakes or steps whatever waits on them. */
+void net__loop_wait(gt__io *io, int timeout_ms);
 /* Every operation holds a reference on its socket while it runs or
  * waits; the owner's is dropped by net_close.  The last one closes the
  * descriptor. */

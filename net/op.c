@@ -145,7 +145,7 @@ int net__dry(const net_sock *s, int dir, const net_op *op)
      * A try-once call always tries. */
     if (!s->w.dry[dir] || !s->registered || op->deadline == 0) return 0;
     if (net__x((net_op *)op)->async) return 1;
-    return gt__S.current && !gt__S.current->cancelled;
+    return gt__self() && !gt__self_cancelled();
 }
 
 /* --- Driven by a parked green thread --------------------------------- */
@@ -162,7 +162,7 @@ static int park(net_op *op, int r)
     int64_t until = net__bound(op);
     int rc;
     if (s && op->deadline == 0) return -ETIMEDOUT; /* tried once */
-    if (!gt__S.current) return -EPERM;
+    if (!gt__self()) return -EPERM;
     if (!s) { /* a sleep: for one round at least, even if already over */
         rc = gt__park(op->deadline > 0 ? op->deadline : 1, what[op->kind], op);
         return rc == -ETIMEDOUT ? 0 : rc;
@@ -176,7 +176,7 @@ static int park(net_op *op, int r)
         x->state = NET__OP_IDLE;
         return rc;
     }
-    x->thread = gt__S.current;
+    x->thread = gt__self();
     s->L->io.waiters++;
     rc = gt__park(until, what[op->kind], s);
     s->L->io.waiters--;

@@ -199,7 +199,8 @@ static int lookup_parked(net__loop *L, lookup *l, struct addrinfo **out,
     net__resolver *r = L->res;
     /* resolver_new set L->res when it returned 0 (see serve_accept in
      * tcp.c for why the analyzer cannot tell). */
-    pthread_mutex_lock(&r->mu); /* NOLINT(clang-analyzer-core.NonNullParamChecker) */
+    /* NOLINTNEXTLINE(clang-analyzer-core.NonNullParamChecker) */
+    pthread_mutex_lock(&r->mu);
     if (!r->idle && r->nworkers < NET__WORKERS && (rc = add_worker(r)) < 0 &&
         !r->nworkers) {
         pthread_mutex_unlock(&r->mu);
@@ -258,7 +259,7 @@ int net__resolve(net__loop *L, const char *host, int port, int use,
     if (gai == 0) return 0;
     if (gai != EAI_NONAME || !host) return resolve_error(gai, errno);
     hints.ai_flags &= ~AI_NUMERICHOST;
-    if (!gt__S.current) {
+    if (!gt__self()) {
         /* Nothing else can run on this OS thread now: just block. */
         gai = getaddrinfo(host, service, &hints, out);
         return gai ? resolve_error(gai, errno) : 0;
@@ -271,6 +272,6 @@ int net__resolve(net__loop *L, const char *host, int port, int use,
     }
     memcpy(l->service, service, sizeof service);
     l->hints = hints;
-    l->waiter = gt__S.current;
+    l->waiter = gt__self();
     return lookup_parked(L, l, out, deadline);
 }

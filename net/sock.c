@@ -1,5 +1,5 @@
-/* Sockets: creation, waiting, closing while others wait, options and
- * addresses. */
+/* Sockets: creation, closing while others wait, options and addresses.
+ * What the poller watches for them is net/wait.c. */
 #include "internal.h"
 
 #include <arpa/inet.h>
@@ -23,7 +23,7 @@ int net__sock_new(net__loop *L, int fd, net_sock **out)
     s->w.fd = fd;
     s->w.slot = -1;
     s->L = L;
-    s->owner = gt__S.serial; /* net__get made the scheduler */
+    s->owner = gt__serial(); /* net__get made the scheduler */
     s->refs = 1;
     s->max_line = NET__MAX_LINE;
     s->born = gt_now();
@@ -58,33 +58,6 @@ void net__free_dead(net__loop *L)
         L->nsocks--;
         free(s);
     }
-}
-
-/* What a level-triggered poller should watch for s now: the directions
- * in which an operation waits for the descriptor (not for a back-off). */
-static int interest(const net_sock *s)
-{
-    int ev = 0;
-    for (int dir = 0; dir < 2; dir++) {
-        net_op *op = s->w.op[dir];
-        if (op && net__x(op)->state == NET__OP_IO) ev |= dir ? NET_OUT : NET_IN;
-    }
-    return ev;
-}
-
-int net__sock_watch(net_sock *s)
-{
-    const net__backend *be = s->L->be;
-    int want = interest(s), rc = 0;
-    if (!s->registered) {
-        if (!want) return 0;
-        rc = be->add(s->L->p, &s->w,
-                     be->edge ? NET_IN | NET_OUT | NET__EDGE : want);
-        s->registered = rc == 0;
-    } else if (!be->edge) {
-        rc = be->mod(s->L->p, &s->w, want);
-    }
-    return rc;
 }
 
 int net_wrap(net_sock **out, int fd)

@@ -149,7 +149,7 @@ int net_connect(net_sock **out, const char *host, int port,
         local_port > 65535)
         return -EINVAL;
     if (!L) return rc;
-    if (!gt__S.current) return -EPERM;
+    if (!gt__self()) return -EPERM;
     struct addrinfo *res, *local = NULL;
     if ((rc = net__resolve(L, host, port, NET__PEER, &res, deadline)) < 0)
         return rc;

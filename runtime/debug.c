@@ -1,7 +1,7 @@
 /* Debugging aids: the registry dump, and the report of a stack overflow.
  * A guard-page hit raises SIGSEGV on a stack that has no room left, so the
  * handler runs on an alternate signal stack of its own. */
-#include "internal.h"
+#include "scheduler.h"
 
 #include <pthread.h>
 #include <signal.h>

@@ -1,6 +1,6 @@
 /* Texts for result codes: one table for the whole library, so that
  * gt_strerror and net_strerror agree on every code. */
-#include "internal.h"
+#include "base.h"
 
 #include "socketloop/net.h"
 

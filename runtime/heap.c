@@ -1,6 +1,8 @@
 /* Pairing heap of deadlines (Fredman, Sedgewick, Sleator and Tarjan).
  * Nodes are embedded in green threads, so timers never allocate. */
-#include "internal.h"
+#include "heap.h"
+
+#include <stddef.h>
 
 static int less(const gt__hnode *a, const gt__hnode *b)
 {

@@ -1,111 +1,75 @@
-/* The runtime's interface for parking and waking green threads: the
- * sync primitives here and the net layer use only these.  They are the
- * hot path of every switch, so they are inline. */
+/* The runtime's interface for parking and waking green threads, used by
+ * the runtime's sync primitives and by the net layer.  The net layer
+ * uses this and nothing else of the runtime (tools/lint.sh checks it):
+ *
+ * - gt__thread, as a handle only (its fields are the runtime's);
+ * - gt__self, gt__self_cancelled: the running green thread;
+ * - gt__park, gt__wake, gt__yield_loop: parking, waking, giving way;
+ * - gt__io, gt__io_set: the poller the loop calls when nothing is ready;
+ *   GT__BUDGET says how often at least;
+ * - gt__serial, gt__alien: whose thread an object belongs to;
+ * - gt__ctimer, gt__ctimer_start, gt__ctimer_stop: callback timers
+ *   (runtime/timer.h);
+ * - gt__list, gt__list_init, gt__list_push, gt__list_remove,
+ *   gt__list_empty and GT__CONTAINER (runtime/list.h);
+ * - gt__fatal (runtime/base.h).
+ *
+ * The headers it includes hold the structures those inline bodies need;
+ * the rest of what they declare is the runtime's own.  They are the hot
+ * path of every switch, so they are inline. */
 #ifndef GT_PARK_H
 #define GT_PARK_H
 
-#include "internal.h"
+#include "switch.h"
 
 #include <errno.h>
-#ifdef GT__ASAN
-#include <sanitizer/common_interface_defs.h>
-#endif
 
-#define GT__BUDGET 1024 /* direct switches before the loop polls again */
+/* An I/O poller for the loop.  The net layer installs one per OS thread;
+ * the runtime itself knows nothing about descriptors. */
+typedef struct gt__io {
+    /* Waits at most timeout_ms (-1: no limit) and makes the green threads
+     * whose events came ready with gt__wake. */
+    void (*wait)(struct gt__io *io, int timeout_ms);
+    size_t waiters; /* green threads parked on I/O: while any is, the
+                       loop cannot be deadlocked */
+} gt__io;
 
-/* Marks `to` (NULL: the loop) running and returns its context. */
-static inline gt__ctx *gt__enter(gt__sched *S, gt__thread *to)
+/* Installs the calling OS thread's poller, making its scheduler if need
+ * be; NULL takes it out (and makes nothing). */
+static inline void gt__io_set(gt__io *io)
 {
-    S->current = to;
-    if (!to) return &S->loop;
-    to->state = GT__RUNNING;
-    return &to->ctx;
+    (io ? gt__get() : gt__peek())->io = io;
 }
 
-#ifdef GT__ASAN
-/* Tells ASan which stack the next switch lands on. */
-static inline void gt__asan_leave(gt__sched *S, void **fake,
-                                  const gt__thread *from, gt__thread *to)
+/* The running green thread; NULL in the loop or outside green threads. */
+static inline gt__thread *gt__self(void)
 {
-    S->from_loop = from == NULL;
-    __sanitizer_start_switch_fiber(
-        fake, to ? (const void *)to->stack_lo : S->loop_bottom,
-        to ? (size_t)((char *)to - to->stack_lo) : S->loop_size);
-}
-#endif
-
-/* Saves `from` (NULL: the loop) and resumes `to` (NULL: the loop);
- * returns when `from` runs again. */
-static inline void gt__switch(gt__sched *S, gt__thread *from, gt__thread *to)
-{
-    gt__ctx *fc = from ? &from->ctx : &S->loop;
-    if (from) gt__stack_check(from);
-    gt__ctx *tc = gt__enter(S, to);
-#ifdef GT__ASAN
-    void *fake = NULL;
-    gt__asan_leave(S, &fake, from, to);
-#endif
-    if (to && !to->started)
-        gt__ctx_enter(fc, tc);
-    else
-        gt__ctx_swap(fc, tc);
-#ifdef GT__ASAN
-    gt__asan_arrived(S, fake);
-#endif
+    return gt__S.current;
 }
 
-/* Leaves the ended thread `from` for good: returns the context of `to`
- * for the switch code to resume; nothing of `from` is saved.  (Under
- * ThreadSanitizer the switch code tells it of the switch: no instrumented
- * function may return in between.) */
-static inline gt__ctx *gt__switch_last(gt__sched *S, gt__thread *from,
-                                       gt__thread *to)
+/* Whether the running green thread was cancelled (0 outside one). */
+static inline int gt__self_cancelled(void)
 {
-    gt__stack_check(from);
-    gt__ctx *tc = gt__enter(S, to);
-#ifdef GT__ASAN
-    gt__asan_leave(S, NULL, from, to);
-#endif
-    return tc;
+    return gt__S.current && gt__S.current->cancelled;
 }
 
-static inline gt__thread *gt__pop_ready(gt__sched *S)
+/* The calling OS thread's serial, for objects it makes to carry: > 0 once
+ * it has a scheduler. */
+static inline uint64_t gt__serial(void)
 {
-    gt__list *n = S->runq.next;
-    gt__list_remove(n);
-    return GT__CONTAINER(n, gt__thread, runq);
+    return gt__S.serial;
 }
 
-/* Resumes the next ready thread, or the loop when none is ready or the
- * switch budget is spent. */
-static inline void gt__switch_next(gt__sched *S, gt__thread *me)
+/* Whether an object tagged `owner` (the serial of the OS thread that made
+ * it) is used on another OS thread.  Channels, semaphores and sockets link
+ * parked green threads and timers of their own thread, so every call on
+ * one starts with this compare and returns GT_EOWNER if it is true.  An
+ * OS thread without a scheduler has serial 0, which no object carries.
+ * A serial rather than the scheduler's address: a new OS thread may get a
+ * dead one's thread-local block at the same address. */
+static inline int gt__alien(uint64_t owner)
 {
-    gt__thread *next = NULL;
-    if (S->budget && !gt__list_empty(&S->runq)) {
-        S->budget--;
-        next = gt__pop_ready(S);
-        if (next == me) { /* a yield with nobody else ready */
-            me->state = GT__RUNNING;
-            return;
-        }
-    }
-    gt__switch(S, me, next);
-}
-
-/* Takes t's deadline out of the timer heap. */
-static inline void gt__untime(gt__sched *S, gt__thread *t)
-{
-    if (t->timed) {
-        S->timers = gt__heap_remove(S->timers, &t->timer);
-        t->timed = 0;
-    }
-}
-
-/* Takes t out of the timer heap and the run queue. */
-static inline void gt__unqueue(gt__sched *S, gt__thread *t)
-{
-    gt__untime(S, t);
-    gt__list_remove(&t->runq);
+    return owner != gt__S.serial;
 }
 
 /* Makes a parked thread ready with result rc; returns 0 (doing nothing)
@@ -119,40 +83,6 @@ static inline int gt__wake(gt__thread *t, int rc)
     t->wake_rc = rc;
     gt__list_push(&S->runq, &t->runq);
     return 1;
-}
-
-/* Parks and resumes `to` directly (NULL: as gt__park); no checks. */
-static inline int gt__park_to(gt__thread *to, int64_t deadline,
-                              const char *what, const void *obj)
-{
-    gt__sched *S = &gt__S;
-    gt__thread *me = S->current;
-    me->state = GT__PARKED;
-    me->wake_rc = 0;
-    me->wait_what = what;
-    me->wait_obj = obj;
-    if (deadline >= 0) {
-        me->timer.key = deadline;
-        me->timer.seq = S->timer_seq++;
-        S->timers = gt__heap_insert(S->timers, &me->timer);
-        me->timed = 1;
-    }
-    if (!to) {
-        gt__switch_next(S, me);
-    } else if (S->budget) {
-        S->budget--;
-        gt__switch(S, me, to);
-    } else {
-        /* Budget spent: `to` queues like any ready thread and the loop
-         * runs first, so that threads handing control back and forth
-         * starve neither timers, I/O nor the others. */
-        to->state = GT__READY;
-        gt__list_push(&S->runq, &to->runq);
-        gt__switch(S, me, NULL);
-    }
-    me->wait_what = NULL;
-    me->wait_obj = NULL;
-    return me->wake_rc;
 }
 
 /* Lets the loop poll and fire timers before the running thread runs

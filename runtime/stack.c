@@ -44,7 +44,7 @@
  * Nothing here allocates but exit when the array grows to a new working
  * set. */
 #include "prefix.h"
-#include "internal.h"
+#include "scheduler.h"
 
 #include <errno.h>
 #include <stdatomic.h>
@@ -176,7 +176,8 @@ static gt__thread *setup(const gt__pooled *id, size_t map_size, size_t guard,
     t->ctx.tsan_fiber = id->tsan_fiber;
 #endif
     t->flags = flags;
-    if (flags) *(uint64_t *)(void *)t->stack_lo = GT__CANARY;
+    /* A no-guard stack's canary is already there: the page is fresh or
+     * was given back, and reads as zero (GT__CANARY). */
     return t;
 }
 

@@ -2,7 +2,7 @@
  * restores the signal mask on every swapcontext, a system call each time;
  * this path exists for platforms without an assembly switch and as the
  * reference the fast path is tested against. */
-#include "internal.h"
+#include "ctx.h"
 
 /* Runs a thread, then resumes whatever it ended into.  It never returns,
  * so ThreadSanitizer must not record its entry either. */

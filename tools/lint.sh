@@ -13,6 +13,28 @@ dir=build/lint
 jobs=$(nproc)
 sources=(runtime net lua tools)
 
+echo "== net uses only runtime/park.h"
+# The net layer's interface to the runtime is what the opening comment of
+# runtime/park.h lists: net/ includes no other runtime header and uses no
+# gt__/GT__ name that the list leaves out.
+python3 - <<'PY'
+import glob, re, sys
+park = open("runtime/park.h").read().split("*/")[0]
+bad = []
+for f in sorted(glob.glob("net/*.[ch]")):
+    text = re.sub(r"/\*.*?\*/", " ", open(f).read(), flags=re.S)
+    for inc in re.findall(r'#include "([^"]+)"', text):
+        if inc not in ("internal.h", "table.h", "park.h") and \
+                not inc.startswith("socketloop/"):
+            bad.append(f"{f}: includes {inc}")
+    for name in sorted(set(re.findall(r"\b(?:gt__|GT__)\w+", text))):
+        if not re.search(r"\b%s\b" % name, park):
+            bad.append(f"{f}: uses {name}, which runtime/park.h does not offer")
+if bad:
+    print("\n".join(bad))
+    sys.exit(1)
+PY
+
 echo "== cppcheck"
 cppcheck --std=c11 --enable=warning,style,performance,portability \
     --error-exitcode=1 --inline-suppr --quiet \

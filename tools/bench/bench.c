@@ -2,10 +2,13 @@
  * next to a reference measured in the same run.  MIT licence, see LICENSE.
  *
  *   socketloop-bench [--json] [--quick] [--only NAME[,NAME...]]
- *       [--rounds R]
+ *       [--rounds R] [--repeat N]
  *
  * Timings are the best (minimum) of several runs after a warm-up that also
- * calibrates the iteration count, on CLOCK_MONOTONIC.  The parked-thread
+ * calibrates the iteration count, on CLOCK_MONOTONIC.  Each timed row is
+ * measured right next to its reference, so that the ratio compares the two
+ * under the same load; --repeat N does that N times, alternating, and
+ * gives the medians and the spread of the N ratios.  The parked-thread
  * memory benchmarks run in a forked child each, so that stacks pooled by
  * one measurement cannot skew the next and the child's RSS baseline is
  * clean. */
@@ -39,13 +42,17 @@ void slb_fctx_create(long n);
 
 static int opt_json, opt_quick;
 static long opt_rounds; /* churn rounds; 0: the default */
+#define SLB_REPEAT_MAX 99
+static int opt_repeat = 1; /* measurements of each timed row */
 static const char *opt_only;
 static int failed;
 
 typedef struct row {
     const char *name, *unit, *ref;
-    double value, ref_value; /* NAN: not available */
-    long count;              /* < 0: not applicable */
+    double value, ref_value;          /* NAN: not available */
+    double ratio, ratio_lo, ratio_hi; /* median, min, max over runs */
+    int runs;
+    long count; /* < 0: not applicable */
     char note[400];
 } row;
 
@@ -62,6 +69,8 @@ static row *add_row(const char *name, double value, const char *unit,
     r->ref = ref;
     r->ref_value = ref_value;
     r->count = count;
+    r->ratio = r->ratio_lo = r->ratio_hi = value / ref_value;
+    r->runs = 1;
     r->note[0] = 0;
     return r;
 }
@@ -128,7 +137,6 @@ static void print_rows(void)
     if (opt_json) {
         for (int i = 0; i < nrows; i++) {
             row *r = &rows[i];
-            double ratio = r->value / r->ref_value;
             fputs("{\"name\":", stdout);
             json_str(r->name);
             fputs(",\"value\":", stdout);
@@ -143,7 +151,14 @@ static void print_rows(void)
             fputs(",\"ref_value\":", stdout);
             json_num(r->ref_value);
             fputs(",\"ratio\":", stdout);
-            json_num(ratio);
+            json_num(r->ratio);
+            if (r->runs > 1) {
+                fputs(",\"ratio_min\":", stdout);
+                json_num(r->ratio_lo);
+                fputs(",\"ratio_max\":", stdout);
+                json_num(r->ratio_hi);
+                printf(",\"runs\":%d", r->runs);
+            }
             if (r->count >= 0) printf(",\"count\":%ld", r->count);
             fputs(",\"switch\":", stdout);
             json_str(SLB_SWITCH);
@@ -174,11 +189,10 @@ static void print_rows(void)
             snprintf(rv, sizeof rv, "n/a");
         else
             snprintf(rv, sizeof rv, fmt, r->ref_value);
-        double ratio = r->value / r->ref_value;
-        if (isnan(ratio))
+        if (isnan(r->ratio))
             snprintf(ra, sizeof ra, "n/a");
         else
-            snprintf(ra, sizeof ra, "%.2f", ratio);
+            snprintf(ra, sizeof ra, "%.2f", r->ratio);
         if (r->count >= 0)
             snprintf(cnt, sizeof cnt, "%ld", r->count);
         else
@@ -186,6 +200,12 @@ static void print_rows(void)
         printf("%-22s %12s %-6s %-16s %12s %8s %9s\n", r->name, v, r->unit,
                r->ref ? r->ref : "-", rv, ra, cnt);
     }
+    for (int i = 0; i < nrows; i++)
+        if (rows[i].runs > 1 && !isnan(rows[i].ratio))
+            printf("spread: %s: ratio %.2f .. %.2f over %d runs (medians "
+                   "above)\n",
+                   rows[i].name, rows[i].ratio_lo, rows[i].ratio_hi,
+                   rows[i].runs);
     for (int i = 0; i < nrows; i++)
         if (rows[i].note[0])
             printf("note: %s: %s\n", rows[i].name, rows[i].note);
@@ -302,15 +322,49 @@ static double run_fctx_create(long n)
 }
 #endif
 
-static double fctx_switch_ns(void)
-{
-    static double cached = -1;
 #ifdef SLB_HAVE_FCONTEXT
-    if (cached < 0) cached = measure(run_fctx_switch);
+static run_fn *const fctx_switch = run_fctx_switch;
+static run_fn *const fctx_create = run_fctx_create;
 #else
-    cached = NAN;
+static run_fn *const fctx_switch = NULL;
+static run_fn *const fctx_create = NULL;
 #endif
-    return cached;
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+static double median(double *v, int n)
+{
+    qsort(v, (size_t)n, sizeof *v, cmp_double);
+    return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
+/* A timed row: f and its reference ref (NULL: none) measured one after
+ * the other, opt_repeat times. */
+static void add_pair(const char *name, run_fn *f, const char *ref_name,
+                     run_fn *ref)
+{
+    double v[SLB_REPEAT_MAX] = {0}, rv[SLB_REPEAT_MAX] = {0},
+           ra[SLB_REPEAT_MAX] = {0};
+    int n = opt_repeat;
+    for (int i = 0; i < n; i++) {
+        v[i] = measure(f);
+        rv[i] = ref ? measure(ref) : NAN;
+        ra[i] = v[i] / rv[i];
+    }
+    double lo = INFINITY, hi = -INFINITY;
+    for (int i = 0; i < n; i++) {
+        lo = fmin(lo, ra[i]);
+        hi = fmax(hi, ra[i]);
+    }
+    row *r = add_row(name, median(v, n), "ns", ref_name, median(rv, n), -1);
+    r->ratio = median(ra, n);
+    r->ratio_lo = lo;
+    r->ratio_hi = hi;
+    r->runs = n;
 }
 
 /* --- spawn_join ------------------------------------------------------------
@@ -717,13 +771,16 @@ static void bench_churn(const char *name, long n)
 
 static void usage(FILE *out)
 {
-    fputs("usage: socketloop-bench [--json] [--quick] [--only NAME[,NAME...]]\n"
-          "                        [--rounds R]\n"
-          "names: switch, spawn_join, chan_pingpong, parked_guard, "
-          "parked_noguard,\n"
-          "       churn (churn_100, churn_1000, churn_10000)\n"
-          "--rounds: churn rounds per N (default: about 2 million threads)\n",
-          out);
+    fputs(
+        "usage: socketloop-bench [--json] [--quick] [--only NAME[,NAME...]]\n"
+        "                        [--rounds R] [--repeat N]\n"
+        "names: switch, spawn_join, chan_pingpong, parked_guard, "
+        "parked_noguard,\n"
+        "       churn (churn_100, churn_1000, churn_10000)\n"
+        "--rounds: churn rounds per N (default: about 2 million threads)\n"
+        "--repeat, -r: measure each timed row and its reference N times\n"
+        "              (at most 99) and give medians and the ratios' spread\n",
+        out);
 }
 
 int main(int argc, char **argv)
@@ -740,6 +797,14 @@ int main(int argc, char **argv)
         else if (strcmp(argv[i], "--rounds") == 0 && i + 1 < argc) {
             opt_rounds = strtol(argv[++i], NULL, 10);
             if (opt_rounds <= 0) {
+                usage(stderr);
+                return 2;
+            }
+        } else if ((strcmp(argv[i], "--repeat") == 0 ||
+                    strcmp(argv[i], "-r") == 0) &&
+                   i + 1 < argc) {
+            opt_repeat = (int)strtol(argv[++i], NULL, 10);
+            if (opt_repeat <= 0 || opt_repeat > SLB_REPEAT_MAX) {
                 usage(stderr);
                 return 2;
             }
@@ -769,24 +834,14 @@ int main(int argc, char **argv)
     }
 
     if (selected("switch")) {
-        double v = measure(run_switch);
-        double uc = measure(run_swapcontext);
-        add_row("switch", v, "ns", "fcontext", fctx_switch_ns(), -1);
-        add_row("switch_vs_swapcontext", v, "ns", "swapcontext", uc, -1);
+        add_pair("switch", run_switch, "fcontext", fctx_switch);
+        add_pair("switch_vs_swapcontext", run_switch, "swapcontext",
+                 run_swapcontext);
     }
-    if (selected("spawn_join")) {
-        double v = measure(run_spawn_join);
-        double ref = NAN;
-#ifdef SLB_HAVE_FCONTEXT
-        ref = measure(run_fctx_create);
-#endif
-        add_row("spawn_join", v, "ns", "fcontext_create", ref, -1);
-    }
-    if (selected("chan_pingpong")) {
-        double v = measure(run_chan);
-        add_row("chan_pingpong", v, "ns", "fcontext_switch", fctx_switch_ns(),
-                -1);
-    }
+    if (selected("spawn_join"))
+        add_pair("spawn_join", run_spawn_join, "fcontext_create", fctx_create);
+    if (selected("chan_pingpong"))
+        add_pair("chan_pingpong", run_chan, "fcontext_switch", fctx_switch);
     if (selected("parked_guard"))
         bench_parked("parked_guard", 1, opt_quick ? 10000 : 100000);
     if (selected("parked_noguard"))
