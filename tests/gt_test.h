@@ -26,6 +26,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <socketloop/gt.h>
@@ -115,8 +116,7 @@ static inline int64_t tg_spawn_named(gt_fn *fn, void *arg, const char *name,
     a.stack_size = stack;
     a.flags = flags;
     int64_t id = gt_spawn_attr(fn, arg, &a);
-    if (id > 0 && tg_ids.n < TG_MAX_IDS)
-        tg_ids.id[tg_ids.n++] = id;
+    if (id > 0 && tg_ids.n < TG_MAX_IDS) tg_ids.id[tg_ids.n++] = id;
     return id;
 }
 
@@ -141,8 +141,7 @@ static inline int tg_teardown(void **state)
 {
     (void)state;
     for (int round = 0; round < 4 && gt_dispatch(0) != 0; round++) {
-        for (int i = 0; i < tg_ids.n; i++)
-            gt_cancel(tg_ids.id[i]);
+        for (int i = 0; i < tg_ids.n; i++) gt_cancel(tg_ids.id[i]);
         gt_run();
     }
     /* Fails the test (on the main stack) if threads are still alive. */
@@ -161,8 +160,7 @@ TG_UNUSED __attribute__((noinline)) static unsigned tg_burn_stack(size_t bytes)
     volatile unsigned char buf[1024];
     for (size_t i = 0; i < sizeof buf; i += 32)
         buf[i] = (unsigned char)(i + bytes);
-    if (bytes <= sizeof buf)
-        return buf[0];
+    if (bytes <= sizeof buf) return buf[0];
     unsigned r = tg_burn_stack(bytes - sizeof buf);
     return r + buf[32];
 }
@@ -174,12 +172,10 @@ static inline char *tg_dump_string(int *lines)
     char *buf = NULL;
     size_t len = 0;
     FILE *f = open_memstream(&buf, &len);
-    if (f == NULL)
-        return NULL;
+    if (f == NULL) return NULL;
     int n = gt_dump(f);
     fclose(f);
-    if (lines)
-        *lines = n;
+    if (lines) *lines = n;
     return buf;
 }
 
@@ -187,8 +183,7 @@ static inline int tg_count_lines(const char *s)
 {
     int n = 0;
     for (; s && *s; s++)
-        if (*s == '\n')
-            n++;
+        if (*s == '\n') n++;
     return n;
 }
 
@@ -196,8 +191,7 @@ static inline int tg_count_lines(const char *s)
 static inline int tg_live_count(void)
 {
     FILE *f = fopen("/dev/null", "w");
-    if (f == NULL)
-        return -1;
+    if (f == NULL) return -1;
     int n = gt_dump(f);
     fclose(f);
     return n;
@@ -211,12 +205,74 @@ static inline int tg_until_deadlock(int max)
     int rc = 0;
     for (int i = 0; i < max; i++) {
         rc = gt_dispatch(0);
-        if (rc != 1)
-            break;
+        if (rc != 1) break;
     }
     return rc;
 }
 
 #define TG_ARRAY_LEN(a) ((int)(sizeof(a) / sizeof((a)[0])))
+
+/* --- Child processes ------------------------------------------------------ */
+
+/* First thing in a fork()ed child that runs library code: CMocka's
+ * handlers for crashes would carry on with the parent's test list, so a
+ * crash must kill the child instead; and a watchdog of its own. */
+TG_UNUSED static void tg_child_init(unsigned watchdog_s)
+{
+    static const int sigs[] = {SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGABRT};
+    for (int i = 0; i < TG_ARRAY_LEN(sigs); i++) signal(sigs[i], SIG_DFL);
+    tg_watchdog(watchdog_s);
+}
+
+/* Waits for a child; returns its wait status, or -1. */
+TG_UNUSED static int tg_wait_child(pid_t pid)
+{
+    int st;
+    for (;;) {
+        pid_t r = waitpid(pid, &st, 0);
+        if (r == pid) return st;
+        if (r < 0 && errno != EINTR) return -1;
+    }
+}
+
+/* Runs child(arg) in a fork()ed process whose stderr goes into out (at
+ * most cap - 1 bytes, then a NUL; the rest is read and dropped), and
+ * returns its wait status, or -1 if it could not run.  The child exits 0
+ * if child returns; it sets up its own signals (tg_child_init, or the
+ * dispositions a crash test needs). */
+TG_UNUSED static int tg_run_child(void (*child)(void *), void *arg, char *out,
+                                  size_t cap)
+{
+    int fds[2];
+    if (cap < 1 || pipe(fds) < 0) return -1;
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid < 0) {
+        close(fds[0]);
+        close(fds[1]);
+        return -1;
+    }
+    if (pid == 0) {
+        close(fds[0]);
+        dup2(fds[1], 2);
+        close(fds[1]);
+        child(arg);
+        _exit(0);
+    }
+    close(fds[1]);
+    size_t len = 0;
+    for (;;) {
+        char drop[512];
+        int full = len == cap - 1;
+        ssize_t n = full ? read(fds[0], drop, sizeof drop)
+                         : read(fds[0], out + len, cap - 1 - len);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) break;
+        if (!full) len += (size_t)n;
+    }
+    out[len] = '\0';
+    close(fds[0]);
+    return tg_wait_child(pid);
+}
 
 #endif

@@ -208,44 +208,25 @@ static void overflow_child(const ocase *c)
 
 /* --- parent side ------------------------------------------------------ */
 
+/* The child puts back the signal dispositions the process had at start-up
+ * (CMocka installs its own around each test) and dies on alarm if it
+ * hangs. */
+static void child_main(void *arg)
+{
+    sigaction(SIGSEGV, &startup_segv, NULL);
+    sigaction(SIGBUS, &startup_bus, NULL);
+    alarm(20);
+    overflow_child(arg);
+    put("CHILD: returned\n");
+    _exit(4);
+}
+
 /* Runs the case in a child with stderr captured into out; returns its wait
- * status.  The child puts back the signal dispositions the process had at
- * start-up (CMocka installs its own around each test) and dies on alarm if
- * it hangs. */
+ * status. */
 static int run_child(const ocase *c, char *out, size_t cap)
 {
-    int fds[2];
-    assert_int_equal(pipe(fds), 0);
-    fflush(stdout);
-    fflush(stderr);
-    pid_t pid = fork();
-    assert_true(pid >= 0);
-    if (pid == 0) {
-        close(fds[0]);
-        dup2(fds[1], 2);
-        close(fds[1]);
-        sigaction(SIGSEGV, &startup_segv, NULL);
-        sigaction(SIGBUS, &startup_bus, NULL);
-        alarm(20);
-        overflow_child(c);
-        put("CHILD: returned\n");
-        _exit(4);
-    }
-    close(fds[1]);
-    size_t len = 0;
-    for (;;) {
-        ssize_t n = read(fds[0], out + len, cap - 1 - len);
-        if (n < 0 && errno == EINTR) continue;
-        if (n <= 0) break;
-        len += (size_t)n;
-    }
-    out[len] = '\0';
-    close(fds[0]);
-    int status = 0;
-    pid_t w;
-    do w = waitpid(pid, &status, 0);
-    while (w < 0 && errno == EINTR);
-    assert_int_equal(w, pid);
+    int status = tg_run_child(child_main, (void *)c, out, cap);
+    assert_true(status != -1);
     print_message("child stderr:\n%s", out);
     return status;
 }

@@ -26,15 +26,13 @@ __attribute__((noinline)) static unsigned recurse(size_t depth)
 {
     volatile unsigned char buf[1024];
     /* Every byte, so the canary at the stack bottom is surely hit. */
-    for (size_t i = 0; i < sizeof buf; i++)
-        buf[i] = (unsigned char)(depth + i);
+    for (size_t i = 0; i < sizeof buf; i++) buf[i] = (unsigned char)(depth + i);
     if (stop_below != NULL && (char *)buf < stop_below) {
         /* Past the bottom: the next switch must notice. */
         gt_yield();
         return buf[1];
     }
-    if (depth >= depth_limit)
-        return buf[0];
+    if (depth >= depth_limit) return buf[0];
     unsigned r = recurse(depth + 1);
     return r + buf[7];
 }
@@ -45,8 +43,7 @@ static void deep(void *arg)
 {
     int noguard = (int)(intptr_t)arg;
     char top;
-    if (noguard)
-        stop_below = &top - child_stack_size;
+    if (noguard) stop_below = &top - child_stack_size;
     unsigned r = recurse(0);
     (void)r;
     static const char msg[] = "CHILD: recursion returned\n";
@@ -65,8 +62,9 @@ static void put_line(const char *s)
 }
 
 /* Runs in the child; never returns. */
-static void child_main(int noguard)
+static void child_main(void *arg)
 {
+    int noguard = (int)(intptr_t)arg;
     sigaction(SIGSEGV, &startup_segv, NULL);
     sigaction(SIGBUS, &startup_bus, NULL);
     alarm(20); /* a hang kills the child with SIGALRM: the parent fails */
@@ -81,13 +79,11 @@ static void child_main(int noguard)
     char line[64];
     snprintf(line, sizeof line, "ID=%lld\n", (long long)id);
     put_line(line);
-    if (id <= 0)
-        _exit(3);
+    if (id <= 0) _exit(3);
     /* Neighbours: in no-guard mode the overflow runs into memory that
      * belongs to somebody, so it is the canary check that catches it. */
     a.name = "filler";
-    for (int i = 0; i < 8; i++)
-        gt_spawn_attr(filler, NULL, &a);
+    for (int i = 0; i < 8; i++) gt_spawn_attr(filler, NULL, &a);
     int rc = gt_run();
     snprintf(line, sizeof line, "CHILD: gt_run returned %d\n", rc);
     put_line(line);
@@ -102,37 +98,10 @@ static void run_overflow_case(int noguard)
         skip();
         return;
     }
-    int fds[2];
-    assert_int_equal(pipe(fds), 0);
-    fflush(stdout);
-    fflush(stderr);
-    pid_t pid = fork();
-    assert_true(pid >= 0);
-    if (pid == 0) {
-        close(fds[0]);
-        dup2(fds[1], 2);
-        close(fds[1]);
-        child_main(noguard);
-    }
-    close(fds[1]);
     char out[8192];
-    size_t len = 0;
-    for (int i = 0; i < 10000 && len < sizeof out - 1; i++) {
-        ssize_t n = read(fds[0], out + len, sizeof out - 1 - len);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0)
-            break;
-        len += (size_t)n;
-    }
-    out[len] = '\0';
-    close(fds[0]);
-    int status = 0;
-    pid_t w;
-    do
-        w = waitpid(pid, &status, 0);
-    while (w < 0 && errno == EINTR);
-    assert_int_equal(w, pid);
+    int status =
+        tg_run_child(child_main, (void *)(intptr_t)noguard, out, sizeof out);
+    assert_true(status != -1);
 
     print_message("child stderr (%s):\n%s", noguard ? "no guard" : "guard",
                   out);

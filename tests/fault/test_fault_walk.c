@@ -85,7 +85,7 @@ static const kind kinds[] = {
     {FS_GETADDRINFO, EAI_AGAIN, "EAI_AGAIN", REPORT, NULL},
     {FS_PTHREAD_CREATE, EAGAIN, "EAGAIN", REPORT, NULL},
 };
-#define NKINDS NT_LEN(kinds)
+#define NKINDS TG_ARRAY_LEN(kinds)
 
 typedef struct tally {
     long calls, injected, survived, aborted, failed;
@@ -96,7 +96,7 @@ static sc_run run;             /* big: kept off the stack */
 
 static int64_t budget(void)
 {
-    return nt_valgrind() ? 30000 : 5000;
+    return tg_under_valgrind() ? 30000 : 5000;
 }
 
 static int count_fds(void)
@@ -184,7 +184,7 @@ static int run_aborting(const kind *k, long n, const char **why)
     fflush(stdout);
     pid_t pid = fork();
     if (pid == 0) {
-        nt_child_init(30);
+        tg_child_init(30);
         dup2(p[1], 2);
         close(p[0]);
         close(p[1]);
@@ -196,7 +196,7 @@ static int run_aborting(const kind *k, long n, const char **why)
         if ((len += (size_t)got) == sizeof text - 1) len = 0; /* keep last */
     text[len] = 0;
     close(p[0]);
-    int st = pid < 0 ? -1 : nt_wait_child(pid);
+    int st = pid < 0 ? -1 : tg_wait_child(pid);
     if (st >= 0 && WIFEXITED(st) && WEXITSTATUS(st) == 3) return 0;
     if (st >= 0 && WIFEXITED(st) && WEXITSTATUS(st) == 4)
         *why = "a run that the fault did not reach failed";
@@ -232,7 +232,7 @@ static void walk(const char *poller)
         t[i].calls = counts[k->site];
         /* A process that aborts leaves nothing for memcheck to check, and
          * its report of what was live then would only be noise. */
-        if (k->policy == ABORT && nt_valgrind()) continue;
+        if (k->policy == ABORT && tg_under_valgrind()) continue;
         for (long n = 1; n <= t[i].calls; n++) {
             const char *why;
             int64_t who = 0;
@@ -303,7 +303,7 @@ int main(void)
     poller_env = nt_poller_env();
     printf("Lines on stderr that begin with \"socketloop:\" are net_serve's "
            "own reports of the faults injected.\n");
-    nt_watchdog(300);
+    tg_watchdog(300);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_epoll),
         cmocka_unit_test(test_poll),

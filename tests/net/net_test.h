@@ -12,59 +12,18 @@
 #ifndef SL_NET_TEST_H
 #define SL_NET_TEST_H
 
-#ifndef _GNU_SOURCE
-#define _GNU_SOURCE 1
-#endif
-
-#include <stdarg.h>
-#include <stddef.h>
-#include <setjmp.h>
-#include <cmocka.h>
+#include "gt_test.h" /* CMocka, the watchdog, spawning, child processes */
 
 #include <arpa/inet.h>
-#include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
-#include <signal.h>
-#include <stdint.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/time.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
 #include <socketloop/net.h>
-
-#define NT_UNUSED __attribute__((unused))
-#define NT_LEN(a) ((int)(sizeof(a) / sizeof((a)[0])))
-
-#if defined(__SANITIZE_ADDRESS__)
-#define NT_ASAN 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define NT_ASAN 1
-#endif
-#endif
-#ifndef NT_ASAN
-#define NT_ASAN 0
-#endif
-
-static inline int nt_valgrind(void)
-{
-    const char *v = getenv("SL_UNDER_VALGRIND");
-    return v != NULL && *v != '\0' && strcmp(v, "0") != 0;
-}
-
-/* Generous bound for "this should be quick". */
-static inline int64_t nt_slack(void)
-{
-    return nt_valgrind() ? 10000 : 2000;
-}
 
 /* The poller the environment asks for; NULL when unset. */
 static inline const char *nt_poller_env(void)
@@ -78,61 +37,26 @@ static inline int nt_is_select(void)
     return strcmp(net_poller_name(), "select") == 0;
 }
 
-/* --- Watchdog ------------------------------------------------------------ */
-
-NT_UNUSED static void nt_watchdog_fired(int sig)
-{
-    static const char msg[] = "\n*** watchdog: net test hung, aborting\n";
-    (void)sig;
-    ssize_t w = write(2, msg, sizeof msg - 1);
-    (void)w;
-    _exit(111);
-}
-
-/* alarm(): a hung test dies on its own before CTest's TIMEOUT; five times
- * longer under Valgrind. */
-static inline void nt_watchdog(unsigned seconds)
-{
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = nt_watchdog_fired;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGALRM, &sa, NULL);
-    alarm(nt_valgrind() ? seconds * 5 : seconds);
-}
-
 /* --- Green threads ------------------------------------------------------- */
 
-#define NT_MAX_IDS 4096
-static struct {
-    int n;
-    int64_t id[NT_MAX_IDS];
-} nt_ids NT_UNUSED;
-
-/* Spawns and remembers the id, so that the teardown of a failed test can
- * cancel what it left behind. */
-static inline int64_t nt_spawn(gt_fn *fn, void *arg)
-{
-    int64_t id = gt_spawn(fn, arg);
-    if (id > 0 && nt_ids.n < NT_MAX_IDS) nt_ids.id[nt_ids.n++] = id;
-    return id;
-}
-
+/* Net tests spawn with tg_spawn, which remembers the ids, so that the
+ * teardown of a failed test can cancel what it left behind. */
 static inline int nt_setup(void **state)
 {
     (void)state;
-    nt_ids.n = 0;
-    nt_watchdog(60);
+    tg_ids.n = 0;
+    tg_watchdog(60);
     return 0;
 }
 
 /* A passing test has run its loop to the end; after a failed one, cancel
- * the stragglers and give them a few seconds to leave. */
+ * the stragglers and give them a few seconds to leave (sockets they hold
+ * must see their calls end before the next test). */
 static inline int nt_teardown(void **state)
 {
     (void)state;
     if (gt_dispatch(0) != 0) {
-        for (int i = 0; i < nt_ids.n; i++) gt_cancel(nt_ids.id[i]);
+        for (int i = 0; i < tg_ids.n; i++) gt_cancel(tg_ids.id[i]);
         gt_start(gt_now() + 5000);
     }
     alarm(0);
@@ -144,10 +68,11 @@ static inline int nt_teardown(void **state)
 /* Runs the loop to the end; fails the test if it did not end cleanly. */
 #define NT_RUN() assert_int_equal(gt_run(), 0)
 
-/* --- Sockets --------------------------------------------------------------- */
+/* --- Sockets ---------------------------------------------------------------
+ */
 
 /* A listener on 127.0.0.1 and a free port. */
-NT_UNUSED static int nt_listen(net_sock **ls, int *port, int backlog)
+TG_UNUSED static int nt_listen(net_sock **ls, int *port, int backlog)
 {
     int rc = net_listen(ls, "127.0.0.1", 0, backlog);
     if (rc < 0) return rc;
@@ -161,7 +86,7 @@ NT_UNUSED static int nt_listen(net_sock **ls, int *port, int backlog)
 }
 
 /* A port on 127.0.0.1 that nobody listens on (bound, then closed). */
-NT_UNUSED static int nt_free_port(void)
+TG_UNUSED static int nt_free_port(void)
 {
     int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     struct sockaddr_in sa;
@@ -180,7 +105,7 @@ NT_UNUSED static int nt_free_port(void)
 
 /* A connected pair of plain (blocking) TCP descriptors on 127.0.0.1, made
  * without the net layer. */
-NT_UNUSED static int nt_raw_pair(int *client, int *server)
+TG_UNUSED static int nt_raw_pair(int *client, int *server)
 {
     int l = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     int c = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -210,7 +135,7 @@ out:
 }
 
 /* The same pair, wrapped: works outside green threads. */
-NT_UNUSED static int nt_pair(net_sock **client, net_sock **server)
+TG_UNUSED static int nt_pair(net_sock **client, net_sock **server)
 {
     int c, s, rc;
     if (nt_raw_pair(&c, &s) < 0) return -1;
@@ -230,25 +155,20 @@ NT_UNUSED static int nt_pair(net_sock **client, net_sock **server)
 /* Small kernel buffers (no autotuning), so that a writer whose peer does
  * not read parks soon.  Not smaller: below 64 KiB, loopback transfers can
  * stall on delayed ACKs for 200 ms at a time.  Returns 0 or -errno. */
-NT_UNUSED static int nt_small_buffers(net_sock *s)
+TG_UNUSED static int nt_small_buffers(net_sock *s)
 {
-    int v = 65536;
-    if (setsockopt(net_fd(s), SOL_SOCKET, SO_SNDBUF, &v, sizeof v) < 0 ||
-        setsockopt(net_fd(s), SOL_SOCKET, SO_RCVBUF, &v, sizeof v) < 0)
-        return -errno;
-    return 0;
+    int rc = net_setopt(s, NET_SNDBUF, 65536);
+    return rc < 0 ? rc : net_setopt(s, NET_RCVBUF, 65536);
 }
 
 /* Makes the next close send a reset. */
-NT_UNUSED static int nt_linger0(net_sock *s)
+TG_UNUSED static int nt_linger0(net_sock *s)
 {
-    struct linger lg = {1, 0};
-    return setsockopt(net_fd(s), SOL_SOCKET, SO_LINGER, &lg, sizeof lg) < 0
-               ? -errno
-               : 0;
+    return net_setopt(s, NET_LINGER, 0);
 }
 
-/* --- Byte patterns ---------------------------------------------------------- */
+/* --- Byte patterns ----------------------------------------------------------
+ */
 
 /* Byte `i` of an endless test stream: no short period, so lost, doubled or
  * reordered bytes show. */
@@ -259,14 +179,14 @@ static inline unsigned char nt_pat(uint64_t i, uint64_t seed)
     return (unsigned char)(x >> 24);
 }
 
-NT_UNUSED static void nt_pat_fill(unsigned char *p, uint64_t off, size_t n,
+TG_UNUSED static void nt_pat_fill(unsigned char *p, uint64_t off, size_t n,
                                   uint64_t seed)
 {
     for (size_t i = 0; i < n; i++) p[i] = nt_pat(off + i, seed);
 }
 
 /* Index of the first byte that differs from the pattern, or -1. */
-NT_UNUSED static int64_t nt_pat_check(const unsigned char *p, uint64_t off,
+TG_UNUSED static int64_t nt_pat_check(const unsigned char *p, uint64_t off,
                                       size_t n, uint64_t seed)
 {
     for (size_t i = 0; i < n; i++)
@@ -288,7 +208,7 @@ static inline uint32_t nt_rand(uint64_t *s)
 /* --- Processes ------------------------------------------------------------ */
 
 /* CPU time (user + system) of this process in ms. */
-NT_UNUSED static int64_t nt_cpu_ms(void)
+TG_UNUSED static int64_t nt_cpu_ms(void)
 {
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
@@ -296,29 +216,8 @@ NT_UNUSED static int64_t nt_cpu_ms(void)
            (ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1000;
 }
 
-/* First thing in a fork()ed child that runs library code: CMocka's
- * handlers for crashes would carry on with the parent's test list, so a
- * crash must kill the child instead; and a watchdog of its own. */
-NT_UNUSED static void nt_child_init(unsigned watchdog_s)
-{
-    static const int sigs[] = {SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGABRT};
-    for (int i = 0; i < NT_LEN(sigs); i++) signal(sigs[i], SIG_DFL);
-    nt_watchdog(watchdog_s);
-}
-
-/* Waits for a child; returns its wait status, or -1. */
-NT_UNUSED static int nt_wait_child(pid_t pid)
-{
-    int st;
-    for (;;) {
-        pid_t r = waitpid(pid, &st, 0);
-        if (r == pid) return st;
-        if (r < 0 && errno != EINTR) return -1;
-    }
-}
-
 /* Reads exactly n bytes from a plain descriptor within timeout_ms; 0 or -1. */
-NT_UNUSED static int nt_read_full(int fd, void *buf, size_t n, int timeout_ms)
+TG_UNUSED static int nt_read_full(int fd, void *buf, size_t n, int timeout_ms)
 {
     size_t got = 0;
     while (got < n) {

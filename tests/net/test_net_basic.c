@@ -263,7 +263,7 @@ static void test_strerror(void **state)
                                 NET_ERESOLVE, NET_ETRYAGAIN,  NET_EEOF};
     const char *unknown = net_strerror(-4999);
     assert_non_null(unknown);
-    for (int i = 0; i < NT_LEN(codes); i++) {
+    for (int i = 0; i < TG_ARRAY_LEN(codes); i++) {
         const char *t = net_strerror(codes[i]);
         assert_non_null(t);
         assert_true(strlen(t) > 0);
@@ -276,7 +276,7 @@ static void test_strerror(void **state)
     /* errno values and the runtime's own codes read as gt_strerror. */
     static const int others[] = {-ECONNRESET, -ETIMEDOUT,   -EPIPE, -EALREADY,
                                  -EMSGSIZE,   GT_EMAPLIMIT, 0};
-    for (int i = 0; i < NT_LEN(others); i++)
+    for (int i = 0; i < TG_ARRAY_LEN(others); i++)
         assert_string_equal(net_strerror(others[i]), gt_strerror(others[i]));
     assert_string_equal(net_strerror(-ECONNRESET), strerrordesc_np(ECONNRESET));
 }
@@ -296,7 +296,7 @@ static void test_options(void **state)
     v = 0;
     assert_int_equal(net_getopt(ls, NET_REUSEADDR, &v), 0);
     assert_true(v != 0);
-    for (int i = 0; i < NT_LEN(opts); i++) {
+    for (int i = 0; i < TG_ARRAY_LEN(opts); i++) {
         v = -1;
         assert_int_equal(net_setopt(a, opts[i], 1), 0);
         assert_int_equal(net_getopt(a, opts[i], &v), 0);
@@ -346,7 +346,7 @@ static void addr_client(void *p)
     addr_ctx *c = p;
     net_sock *s;
     c->connect_rc =
-        net_connect(&s, c->host, c->port, NULL, 0, gt_now() + nt_slack());
+        net_connect(&s, c->host, c->port, NULL, 0, gt_now() + tg_slack_ms());
     if (c->connect_rc < 0) return;
     c->rc[0] = net_local_addr(s, &c->cl);
     c->rc[1] = net_peer_addr(s, &c->cp);
@@ -357,7 +357,7 @@ static void addr_server(void *p)
 {
     addr_ctx *c = p;
     net_sock *s;
-    c->accept_rc = net_accept(c->ls, &s, gt_now() + nt_slack());
+    c->accept_rc = net_accept(c->ls, &s, gt_now() + tg_slack_ms());
     if (c->accept_rc < 0) return;
     c->rc[2] = net_local_addr(s, &c->sl);
     c->rc[3] = net_peer_addr(s, &c->sp);
@@ -394,8 +394,8 @@ static void test_addr_ipv4(void **state)
     assert_int_equal(la.family, AF_INET);
     /* A listener has no peer. */
     assert_int_equal(net_peer_addr(c.ls, &la), -ENOTCONN);
-    nt_spawn(addr_server, &c);
-    nt_spawn(addr_client, &c);
+    tg_spawn(addr_server, &c);
+    tg_spawn(addr_client, &c);
     NT_RUN();
     assert_int_equal(net_close(c.ls), 0);
     assert_int_equal(net_cleanup(), 0);
@@ -418,8 +418,8 @@ static void test_addr_ipv6(void **state)
     assert_string_equal(la.host, "::1");
     assert_int_equal(la.family, AF_INET6);
     c.port = la.port;
-    nt_spawn(addr_server, &c);
-    nt_spawn(addr_client, &c);
+    tg_spawn(addr_server, &c);
+    tg_spawn(addr_client, &c);
     NT_RUN();
     assert_int_equal(net_close(c.ls), 0);
     assert_int_equal(net_cleanup(), 0);
@@ -472,7 +472,7 @@ static void stats_thread(void *p)
     stats_ctx *c = p;
     char buf[256], data[100];
     memset(data, 'x', sizeof data);
-    int64_t dl = gt_now() + nt_slack();
+    int64_t dl = gt_now() + tg_slack_ms();
     c->rc[0] = net_send(c->a, data, 100, NULL, dl);
     while (c->got_b < 100) {
         ssize_t r = net_recv(c->b, buf, sizeof buf, dl);
@@ -507,7 +507,7 @@ static void test_stats(void **state)
     assert_int_equal(in, 0);
     assert_int_equal(out, 0);
     assert_true(age >= 0 && age <= gt_now() - t0);
-    nt_spawn(stats_thread, &c);
+    tg_spawn(stats_thread, &c);
     NT_RUN();
     uint64_t bin = 0, bout = 0;
     int rc_a = net_stats(c.a, &in, &out, &age);
@@ -545,17 +545,17 @@ static void wait_reader(void *p)
     wait_ctx *c = p;
     char ch;
     int64_t t0 = gt_now();
-    c->rc_in = net_wait(c->rfd, NET_IN, t0 + nt_slack());
+    c->rc_in = net_wait(c->rfd, NET_IN, t0 + tg_slack_ms());
     c->t_in = gt_now();
     (void)!read(c->rfd, &ch, 1);
     /* Drained: nothing comes. */
     t0 = gt_now();
     c->rc_timeout = net_wait(c->rfd, NET_IN, t0 + 50);
     c->t_timeout = gt_now() - t0;
-    c->rc_out = net_wait(c->wfd, NET_OUT, gt_now() + nt_slack());
+    c->rc_out = net_wait(c->wfd, NET_OUT, gt_now() + tg_slack_ms());
     /* The writer closes its end: a hang-up reads as readable. */
     close(c->wfd);
-    c->rc_hup = net_wait(c->rfd, NET_IN, gt_now() + nt_slack());
+    c->rc_hup = net_wait(c->rfd, NET_IN, gt_now() + tg_slack_ms());
 }
 
 static void wait_writer(void *p)
@@ -575,13 +575,13 @@ static void test_wait_pipe(void **state)
     assert_int_equal(pipe(pfd), 0);
     c.rfd = pfd[0];
     c.wfd = pfd[1];
-    nt_spawn(wait_reader, &c);
-    nt_spawn(wait_writer, &c);
+    tg_spawn(wait_reader, &c);
+    tg_spawn(wait_writer, &c);
     NT_RUN();
     assert_int_equal(c.rc_in, NET_IN);
-    assert_true(c.t_in >= c.t_write && c.t_in - c.t_write < nt_slack());
+    assert_true(c.t_in >= c.t_write && c.t_in - c.t_write < tg_slack_ms());
     assert_int_equal(c.rc_timeout, -ETIMEDOUT);
-    assert_true(c.t_timeout >= 49 && c.t_timeout < 50 + nt_slack());
+    assert_true(c.t_timeout >= 49 && c.t_timeout < 50 + tg_slack_ms());
     assert_int_equal(c.rc_out, NET_OUT);
     assert_int_equal(c.rc_hup, NET_IN);
     close(pfd[0]);
@@ -614,7 +614,7 @@ static void test_wait_deadline0(void **state)
     assert_int_equal(pipe(pfd), 0);
     c.rfd = pfd[0];
     c.wfd = pfd[1];
-    nt_spawn(wait0_thread, &c);
+    tg_spawn(wait0_thread, &c);
     NT_RUN();
     close(pfd[0]);
     close(pfd[1]);
@@ -645,9 +645,9 @@ static void high_reader(void *p)
     int64_t t0 = gt_now();
     c->rc_first = net_recv(c->h, &ch, 1, t0 + 200);
     c->t_first = gt_now() - t0;
-    c->rc_second = net_recv(c->h, &c->got, 1, gt_now() + nt_slack());
+    c->rc_second = net_recv(c->h, &c->got, 1, gt_now() + tg_slack_ms());
     c->rc_wait = net_wait(c->pipe_r, NET_IN, gt_now() + 200);
-    c->rc_wait2 = net_wait(c->pipe_r, NET_IN, gt_now() + nt_slack());
+    c->rc_wait2 = net_wait(c->pipe_r, NET_IN, gt_now() + tg_slack_ms());
 }
 
 static void high_writer(void *p)
@@ -655,7 +655,7 @@ static void high_writer(void *p)
     high_ctx *c = p;
     /* After the reader's first wait ended, before its second one does. */
     gt_sleep(gt_now() + 400);
-    c->rc_send = net_send(c->peer, "y", 1, NULL, gt_now() + nt_slack());
+    c->rc_send = net_send(c->peer, "y", 1, NULL, gt_now() + tg_slack_ms());
     gt_sleep(gt_now() + 400);
     (void)!write(c->pipe_w, "z", 1);
 }
@@ -682,8 +682,8 @@ static void test_fdsetsize(void **state)
     x.select = nt_is_select();
     /* Wrapping and sending with room in the buffers need no poller. */
     assert_int_equal(net_send(x.h, "w", 1, NULL, 0), 1);
-    nt_spawn(high_reader, &x);
-    nt_spawn(high_writer, &x);
+    tg_spawn(high_reader, &x);
+    tg_spawn(high_writer, &x);
     NT_RUN();
     char ch = 0;
     struct pollfd pp = {net_fd(x.peer), POLLIN, 0};
@@ -752,11 +752,11 @@ static void test_connect_refused(void **state)
     c.host = "127.0.0.1";
     c.port = nt_free_port();
     assert_true(c.port > 0);
-    c.deadline_in = nt_slack();
-    nt_spawn(connector, &c);
+    c.deadline_in = tg_slack_ms();
+    tg_spawn(connector, &c);
     NT_RUN();
     assert_int_equal(c.rc, -ECONNREFUSED);
-    assert_true(c.took < nt_slack());
+    assert_true(c.took < tg_slack_ms());
     assert_int_equal(net_cleanup(), 0); /* the failed socket was closed */
 }
 
@@ -771,19 +771,19 @@ static void test_connect_deadline0(void **state)
     c.host = "127.0.0.1";
     assert_int_equal(nt_listen(&ls, &c.port, 0), 0);
     c.deadline_in = NT_DL0;
-    nt_spawn(connector, &c);
+    tg_spawn(connector, &c);
     NT_RUN();
     int rc0 = c.rc;
     int64_t took0 = c.took;
     /* A deadline already past acts the same. */
     c.rc = 1;
     c.deadline_in = NT_DLPAST;
-    nt_spawn(connector, &c);
+    tg_spawn(connector, &c);
     NT_RUN();
     assert_int_equal(net_close(ls), 0);
     assert_int_equal(net_cleanup(), 0);
     assert_true(rc0 == 0 || rc0 == -ETIMEDOUT);
-    assert_true(took0 < nt_slack());
+    assert_true(took0 < tg_slack_ms());
     assert_true(c.rc == 0 || c.rc == -ETIMEDOUT);
 }
 
@@ -821,7 +821,7 @@ static void test_connect_deadline(void **state)
     fill_ctx c;
     memset(&c, 0, sizeof c);
     assert_int_equal(nt_listen(&ls, &c.port, 1), 0);
-    nt_spawn(filler, &c);
+    tg_spawn(filler, &c);
     NT_RUN();
     assert_int_equal(net_close(ls), 0);
     assert_int_equal(net_cleanup(), 0);
@@ -834,7 +834,7 @@ static void test_connect_deadline(void **state)
     }
     assert_int_equal(c.rc[last], -ETIMEDOUT);
     assert_true(c.took[last] >= 199);
-    assert_true(c.took[last] < 200 + nt_slack());
+    assert_true(c.took[last] < 200 + tg_slack_ms());
     assert_true(last >= 1); /* at least one got into the queue first */
 }
 
@@ -865,14 +865,14 @@ static void test_accept_deadline(void **state)
     int port;
     memset(&c, 0, sizeof c);
     assert_int_equal(nt_listen(&c.ls, &port, 0), 0);
-    nt_spawn(acceptor, &c);
+    tg_spawn(acceptor, &c);
     NT_RUN();
     assert_int_equal(net_close(c.ls), 0);
     assert_int_equal(net_cleanup(), 0);
     assert_int_equal(c.rc0, -ETIMEDOUT);
     assert_true(c.took0 < 90);
     assert_int_equal(c.rc, -ETIMEDOUT);
-    assert_true(c.took >= 99 && c.took < 100 + nt_slack());
+    assert_true(c.took >= 99 && c.took < 100 + tg_slack_ms());
 }
 
 /* connect with a local address and port bound. */
@@ -893,7 +893,7 @@ static int connect_from(net_sock **s, const char *host, int port,
     for (int i = 0; i < 10 && rc == -EADDRINUSE; i++) {
         if (i) *local_port = nt_free_port();
         rc = net_connect(s, host, port, local, *local_port,
-                         gt_now() + nt_slack());
+                         gt_now() + tg_slack_ms());
     }
     return rc;
 }
@@ -914,7 +914,7 @@ static void local_server(void *p)
 {
     local_ctx *c = p;
     net_sock *s;
-    c->rc_a = net_accept(c->ls, &s, gt_now() + nt_slack());
+    c->rc_a = net_accept(c->ls, &s, gt_now() + tg_slack_ms());
     if (c->rc_a == 0) {
         net_peer_addr(s, &c->sp);
         net_close(s);
@@ -929,8 +929,8 @@ static void test_connect_local(void **state)
     assert_int_equal(nt_listen(&c.ls, &c.port, 0), 0);
     c.local_port = nt_free_port();
     assert_true(c.local_port > 0);
-    nt_spawn(local_server, &c);
-    nt_spawn(local_client, &c);
+    tg_spawn(local_server, &c);
+    tg_spawn(local_client, &c);
     NT_RUN();
     assert_int_equal(net_close(c.ls), 0);
     assert_int_equal(net_cleanup(), 0);
@@ -964,7 +964,7 @@ static void lport6_server(void *p)
 {
     lport6_ctx *c = p;
     net_sock *s;
-    c->rc_a = net_accept(c->ls, &s, gt_now() + nt_slack());
+    c->rc_a = net_accept(c->ls, &s, gt_now() + tg_slack_ms());
     if (c->rc_a == 0) net_close(s);
 }
 
@@ -981,8 +981,8 @@ static void test_connect_local_port_ipv6(void **state)
     assert_int_equal(net_local_addr(c.ls, &la), 0);
     c.port = la.port;
     c.local_port = nt_free_port();
-    nt_spawn(lport6_server, &c);
-    nt_spawn(lport6_client, &c);
+    tg_spawn(lport6_server, &c);
+    tg_spawn(lport6_client, &c);
     NT_RUN();
     assert_int_equal(net_close(c.ls), 0);
     assert_int_equal(net_cleanup(), 0);
@@ -1002,8 +1002,8 @@ static void test_resolve_localhost(void **state)
     memset(&c, 0, sizeof c);
     assert_int_equal(nt_listen(&c.ls, &c.port, 0), 0);
     c.host = "localhost";
-    nt_spawn(addr_server, &c);
-    nt_spawn(addr_client, &c);
+    tg_spawn(addr_server, &c);
+    tg_spawn(addr_client, &c);
     NT_RUN();
     assert_int_equal(net_close(c.ls), 0);
     assert_int_equal(net_cleanup(), 0);
@@ -1029,7 +1029,7 @@ static void mres_connect(void *p)
     int i = (int)(intptr_t)p;
     net_sock *s;
     mres->rc[i] = net_connect(&s, "localhost", mres->port, NULL, 0,
-                              gt_now() + nt_slack());
+                              gt_now() + tg_slack_ms());
     if (mres->rc[i] == 0) net_close(s);
 }
 
@@ -1038,7 +1038,7 @@ static void mres_accept(void *p)
     (void)p;
     for (int i = 0; i < NRES; i++) {
         net_sock *s;
-        if (net_accept(mres->ls, &s, gt_now() + nt_slack()) < 0) break;
+        if (net_accept(mres->ls, &s, gt_now() + tg_slack_ms()) < 0) break;
         mres->accepted++;
         net_close(s);
     }
@@ -1051,8 +1051,8 @@ static void test_resolve_many(void **state)
     memset(&c, 0, sizeof c);
     mres = &c;
     assert_int_equal(nt_listen(&c.ls, &c.port, 0), 0);
-    nt_spawn(mres_accept, NULL);
-    for (int i = 0; i < NRES; i++) nt_spawn(mres_connect, (void *)(intptr_t)i);
+    tg_spawn(mres_accept, NULL);
+    for (int i = 0; i < NRES; i++) tg_spawn(mres_connect, (void *)(intptr_t)i);
     NT_RUN();
     assert_int_equal(net_close(c.ls), 0);
     assert_int_equal(net_cleanup(), 0);
@@ -1071,7 +1071,7 @@ static void rcancel_connect(void *p)
 {
     rcancel_ctx *c = p;
     net_sock *s;
-    c->rc = net_connect(&s, "localhost", 9, NULL, 0, gt_now() + nt_slack());
+    c->rc = net_connect(&s, "localhost", 9, NULL, 0, gt_now() + tg_slack_ms());
     if (c->rc == 0) net_close(s);
 }
 
@@ -1086,12 +1086,12 @@ static void test_resolve_cancel(void **state)
     (void)state;
     rcancel_ctx c[2];
     memset(c, 0, sizeof c);
-    c[0].id = nt_spawn(rcancel_connect, &c[0]);
-    nt_spawn(rcancel_canceller, &c[0]);
+    c[0].id = tg_spawn(rcancel_connect, &c[0]);
+    tg_spawn(rcancel_canceller, &c[0]);
     NT_RUN();
     /* And once more, this time after the worker threads exist. */
-    c[1].id = nt_spawn(rcancel_connect, &c[1]);
-    nt_spawn(rcancel_canceller, &c[1]);
+    c[1].id = tg_spawn(rcancel_connect, &c[1]);
+    tg_spawn(rcancel_canceller, &c[1]);
     NT_RUN();
     assert_int_equal(net_cleanup(), 0);
     assert_int_equal(c[0].rc, -ECANCELED);
@@ -1109,7 +1109,7 @@ static void test_resolve_invalid(void **state)
     c.host = "no-such-host.socketloop.invalid";
     c.port = 80;
     c.deadline_in = 5000;
-    nt_spawn(connector, &c);
+    tg_spawn(connector, &c);
     NT_RUN();
     assert_true(c.rc == NET_ENOTFOUND || c.rc == NET_ETRYAGAIN);
     assert_true(c.took < 5000);
@@ -1126,7 +1126,7 @@ static void test_resolve_deadline0(void **state)
     c.host = "localhost";
     c.port = nt_free_port();
     c.deadline_in = NT_DL0;
-    nt_spawn(connector, &c);
+    tg_spawn(connector, &c);
     NT_RUN();
     assert_int_equal(c.rc, -ETIMEDOUT);
     assert_int_equal(net_cleanup(), 0);

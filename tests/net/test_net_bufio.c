@@ -88,7 +88,7 @@ static void run_writer(void *p)
 {
     run *r = p;
     size_t pos = 0;
-    int64_t dl = gt_now() + nt_slack();
+    int64_t dl = gt_now() + tg_slack_ms();
     for (int i = 0; i <= r->ncut; i++) {
         size_t end = i < r->ncut ? r->cut[i] : r->L;
         if (end > pos) {
@@ -110,7 +110,7 @@ static void run_writer(void *p)
 static void run_reader(void *p)
 {
     run *r = p;
-    int64_t dl = gt_now() + nt_slack();
+    int64_t dl = gt_now() + tg_slack_ms();
     r->bad_op = -1;
     for (int i = 0; i < r->nops; i++) {
         net_buf out = {NULL, 0, 0};
@@ -154,8 +154,8 @@ static void run_all(run *runs, int n)
     for (int i = 0; i < n; i++) {
         assert_int_equal(nt_pair(&runs[i].a, &runs[i].b), 0);
         net_setopt(runs[i].a, NET_NODELAY, 1);
-        nt_spawn(run_reader, &runs[i]);
-        nt_spawn(run_writer, &runs[i]);
+        tg_spawn(run_reader, &runs[i]);
+        tg_spawn(run_writer, &runs[i]);
     }
     NT_RUN();
     for (int i = 0; i < n; i++) {
@@ -243,7 +243,7 @@ static void test_split_lines_bytes_all(void **state)
                              {NET_BYTES, 5}, {NET_ALL, 0},   {NET_LINE, 0},
                              {NET_BYTES, 1}, {NET_BYTES, 0}, {NET_ALL, 0}};
     make_s1();
-    check_splits(S1, S1_len, ops, NT_LEN(ops), 0);
+    check_splits(S1, S1_len, ops, TG_ARRAY_LEN(ops), 0);
 }
 
 /* Lines through the binary tail: the last has no LF. */
@@ -254,7 +254,7 @@ static void test_split_lines_only(void **state)
                              {NET_LINE, 0}, {NET_LINE, 0}, {NET_LINE, 0},
                              {NET_ALL, 0}};
     make_s1();
-    check_splits(S1, S1_len, ops, NT_LEN(ops), 0);
+    check_splits(S1, S1_len, ops, TG_ARRAY_LEN(ops), 0);
 }
 
 /* Counts and lines interleaved; a count crossing a CR; counts of 0
@@ -266,7 +266,7 @@ static void test_split_mixed(void **state)
                              {NET_BYTES, 3}, {NET_BYTES, 0}, {NET_LINE, 0},
                              {NET_BYTES, 0}, {NET_LINE, 0},  {NET_ALL, 0}};
     make_s1();
-    check_splits(S1, S1_len, ops, NT_LEN(ops), 0);
+    check_splits(S1, S1_len, ops, TG_ARRAY_LEN(ops), 0);
 }
 
 /* A count larger than what is left: NET_EEOF with all of it. */
@@ -276,7 +276,7 @@ static void test_split_bytes_past_end(void **state)
     static const op ops[] = {
         {NET_LINE, 0}, {NET_BYTES, 100}, {NET_LINE, 0}, {NET_ALL, 0}};
     make_s1();
-    check_splits(S1, S1_len, ops, NT_LEN(ops), 0);
+    check_splits(S1, S1_len, ops, TG_ARRAY_LEN(ops), 0);
 }
 
 /* The stream ends in the middle of a line; every 3-way split too. */
@@ -286,7 +286,7 @@ static void test_split_eof_mid_line(void **state)
     static const unsigned char S2[] = "abc\r\nde\rf\n\nxy";
     static const op ops[] = {{NET_LINE, 0}, {NET_LINE, 0}, {NET_LINE, 0},
                              {NET_LINE, 0}, {NET_ALL, 0},  {NET_LINE, 0}};
-    check_splits(S2, sizeof S2 - 1, ops, NT_LEN(ops), 1);
+    check_splits(S2, sizeof S2 - 1, ops, TG_ARRAY_LEN(ops), 1);
 }
 
 /* CRs everywhere: empty lines made of CRs, a line of one byte. */
@@ -299,7 +299,7 @@ static void test_split_crs(void **state)
     memcpy(S3 + sizeof head - 1, TAIL, sizeof TAIL);
     static const op ops[] = {{NET_LINE, 0},  {NET_LINE, 0}, {NET_LINE, 0},
                              {NET_BYTES, 3}, {NET_LINE, 0}, {NET_ALL, 0}};
-    check_splits(S3, sizeof head - 1 + sizeof TAIL, ops, NT_LEN(ops), 0);
+    check_splits(S3, sizeof head - 1 + sizeof TAIL, ops, TG_ARRAY_LEN(ops), 0);
 }
 
 /* A long random stream of lines (some longer than the socket's 8 KiB
@@ -307,7 +307,7 @@ static void test_split_crs(void **state)
 static void test_random_stream(void **state)
 {
     (void)state;
-    size_t L = nt_valgrind() ? 48 * 1024 : 256 * 1024;
+    size_t L = tg_under_valgrind() ? 48 * 1024 : 256 * 1024;
     for (uint64_t seed = 1; seed <= 3; seed++) {
         uint64_t rs = seed * 0x1234567ull;
         unsigned char *S = malloc(L);
@@ -357,7 +357,7 @@ typedef struct pre_ctx {
 static void pre_reader(void *p)
 {
     pre_ctx *c = p;
-    int64_t dl = gt_now() + nt_slack();
+    int64_t dl = gt_now() + tg_slack_ms();
     c->rc[0] = net_receive(c->b, NET_LINE, 0, &c->out, dl);
     c->rc[1] = net_receive(c->b, NET_BYTES, 2, &c->out, dl);
     c->rc[2] = net_receive(c->b, NET_LINE, 0, &c->out, dl); /* ends early */
@@ -366,7 +366,7 @@ static void pre_reader(void *p)
 static void pre_writer(void *p)
 {
     pre_ctx *c = p;
-    net_send(c->a, "abc\r\nXYpart", 11, NULL, gt_now() + nt_slack());
+    net_send(c->a, "abc\r\nXYpart", 11, NULL, gt_now() + tg_slack_ms());
     net_shutdown(c->a, SHUT_WR);
 }
 
@@ -379,8 +379,8 @@ static void test_prefix(void **state)
     memcpy(c.out.data, "PRE:", 4);
     c.out.len = c.out.cap = 4;
     assert_int_equal(nt_pair(&c.a, &c.b), 0);
-    nt_spawn(pre_reader, &c);
-    nt_spawn(pre_writer, &c);
+    tg_spawn(pre_reader, &c);
+    tg_spawn(pre_writer, &c);
     NT_RUN();
     assert_int_equal(net_close(c.a), 0);
     assert_int_equal(net_close(c.b), 0);
@@ -411,7 +411,7 @@ typedef struct lim_ctx {
 static void lim_reader(void *p)
 {
     lim_ctx *c = p;
-    int64_t dl = gt_now() + nt_slack();
+    int64_t dl = gt_now() + tg_slack_ms();
     net_set_max_line(c->b, 8);
     /* 20 bytes: fails having appended 8. */
     c->rc[0] = net_receive(c->b, NET_LINE, 0, &c->out[0], dl);
@@ -430,7 +430,7 @@ static void lim_reader(void *p)
 static void lim_writer(void *p)
 {
     lim_ctx *c = p;
-    int64_t dl = gt_now() + nt_slack();
+    int64_t dl = gt_now() + tg_slack_ms();
     net_send(c->a, "0123456789ABCDEFGHIJ\n", 21, NULL, dl);
     net_send(c->a, "12345678\n", 9, NULL, dl);
     net_send(c->a, "12\r34\r\r56\r78\r\n", 14, NULL, dl);
@@ -450,8 +450,8 @@ static void test_max_line(void **state)
     memset(&c, 0, sizeof c);
     c.big = (size_t)3 << 20;
     assert_int_equal(nt_pair(&c.a, &c.b), 0);
-    nt_spawn(lim_reader, &c);
-    nt_spawn(lim_writer, &c);
+    tg_spawn(lim_reader, &c);
+    tg_spawn(lim_writer, &c);
     NT_RUN();
     assert_int_equal(net_close(c.a), 0);
     assert_int_equal(net_close(c.b), 0);
@@ -493,14 +493,14 @@ static void to_reader(void *p)
     c->took = gt_now() - t0;
     /* LuaSocket's idiom: call again with the partial as the prefix. */
     c->rc[1] =
-        net_receive(c->b, NET_LINE, 0, &c->out[0], gt_now() + nt_slack());
+        net_receive(c->b, NET_LINE, 0, &c->out[0], gt_now() + tg_slack_ms());
     c->rc[2] = net_receive(c->b, NET_BYTES, 10, &c->out[2], gt_now() + 100);
     c->len2 = c->out[2].len;
     c->rc[3] =
-        net_receive(c->b, NET_BYTES, 5, &c->out[2], gt_now() + nt_slack());
+        net_receive(c->b, NET_BYTES, 5, &c->out[2], gt_now() + tg_slack_ms());
     c->rc[4] = net_receive(c->b, NET_ALL, 0, &c->out[4], gt_now() + 100);
     c->len4 = c->out[4].len;
-    c->rc[5] = net_receive(c->b, NET_ALL, 0, &c->out[4], gt_now() + nt_slack());
+    c->rc[5] = net_receive(c->b, NET_ALL, 0, &c->out[4], gt_now() + tg_slack_ms());
     /* Past the end of the stream. */
     c->rc[6] = net_receive(c->b, NET_LINE, 0, &c->out[6], 0);
 }
@@ -508,7 +508,7 @@ static void to_reader(void *p)
 static void to_writer(void *p)
 {
     to_ctx *c = p;
-    int64_t dl = gt_now() + nt_slack();
+    int64_t dl = gt_now() + tg_slack_ms();
     /* Each pause is 200 ms longer than the reader's short deadlines. */
     net_send(c->a, "abc", 3, NULL, dl);
     gt_sleep(gt_now() + 300);
@@ -526,15 +526,15 @@ static void test_timeout_partial(void **state)
     to_ctx c;
     memset(&c, 0, sizeof c);
     assert_int_equal(nt_pair(&c.a, &c.b), 0);
-    nt_spawn(to_reader, &c);
-    nt_spawn(to_writer, &c);
+    tg_spawn(to_reader, &c);
+    tg_spawn(to_writer, &c);
     NT_RUN();
     size_t left = net_buffered(c.b);
     assert_int_equal(net_close(c.a), 0);
     assert_int_equal(net_close(c.b), 0);
     assert_int_equal(net_cleanup(), 0);
     assert_int_equal(c.rc[0], -ETIMEDOUT);
-    assert_true(c.took >= 99 && c.took < 100 + nt_slack());
+    assert_true(c.took >= 99 && c.took < 100 + tg_slack_ms());
     assert_int_equal(c.rc[1], 3);
     assert_int_equal(c.out[0].len, 6);
     assert_memory_equal(c.out[0].data, "abcdef", 6);
@@ -565,7 +565,7 @@ typedef struct d0_ctx {
 static void d0_thread(void *p)
 {
     d0_ctx *c = p;
-    net_send(c->a, "one\ntwo\nthr", 11, NULL, gt_now() + nt_slack());
+    net_send(c->a, "one\ntwo\nthr", 11, NULL, gt_now() + tg_slack_ms());
     gt_sleep(gt_now() + 20);
     int64_t t0 = gt_now();
     c->rc[0] = net_receive(c->b, NET_LINE, 0, &c->out[0], 0);
@@ -580,7 +580,7 @@ static void test_deadline0(void **state)
     d0_ctx c;
     memset(&c, 0, sizeof c);
     assert_int_equal(nt_pair(&c.a, &c.b), 0);
-    nt_spawn(d0_thread, &c);
+    tg_spawn(d0_thread, &c);
     NT_RUN();
     assert_int_equal(net_close(c.a), 0);
     assert_int_equal(net_close(c.b), 0);
@@ -608,7 +608,7 @@ typedef struct bf_ctx {
 static void bf_thread(void *p)
 {
     bf_ctx *c = p;
-    int64_t dl = gt_now() + nt_slack();
+    int64_t dl = gt_now() + tg_slack_ms();
     c->buffered[0] = net_buffered(c->b);
     net_send(c->a, "ab\ncd\nefgh", 10, NULL, dl);
     net_shutdown(c->a, SHUT_WR);
@@ -630,7 +630,7 @@ static void test_buffered(void **state)
     bf_ctx c;
     memset(&c, 0, sizeof c);
     assert_int_equal(nt_pair(&c.a, &c.b), 0);
-    nt_spawn(bf_thread, &c);
+    tg_spawn(bf_thread, &c);
     NT_RUN();
     assert_int_equal(net_close(c.a), 0);
     assert_int_equal(net_close(c.b), 0);
@@ -667,9 +667,9 @@ static void odd_thread(void *p)
     c->rc[0] = net_receive(c->b, NET_BYTES, 0, &c->out, t0 + 50);
     c->took0 = gt_now() - t0;
     c->len[0] = c->out.len;
-    net_send(c->a, "abc", 3, NULL, gt_now() + nt_slack());
+    net_send(c->a, "abc", 3, NULL, gt_now() + tg_slack_ms());
     net_shutdown(c->a, SHUT_WR);
-    c->rc[1] = net_receive(c->b, NET_BYTES, 0, &c->out, gt_now() + nt_slack());
+    c->rc[1] = net_receive(c->b, NET_BYTES, 0, &c->out, gt_now() + tg_slack_ms());
     c->len[1] = c->out.len;
     c->buffered[1] = net_buffered(c->b);
     /* Buffered already: returns at once, even with deadline 0. */
@@ -677,9 +677,9 @@ static void odd_thread(void *p)
     c->rc[3] = net_receive(c->b, NET_BYTES, SIZE_MAX, &c->out, gt_now() + 50);
     c->len[3] = c->out.len;
     c->buffered[3] = net_buffered(c->b);
-    c->rc[4] = net_receive(c->b, NET_ALL, 0, &c->out, gt_now() + nt_slack());
+    c->rc[4] = net_receive(c->b, NET_ALL, 0, &c->out, gt_now() + tg_slack_ms());
     c->len[4] = c->out.len;
-    c->rc[5] = net_receive(c->b, NET_BYTES, 0, &c->out, gt_now() + nt_slack());
+    c->rc[5] = net_receive(c->b, NET_BYTES, 0, &c->out, gt_now() + tg_slack_ms());
     c->len[5] = c->out.len;
 }
 
@@ -689,7 +689,7 @@ static void test_bytes_odd_counts(void **state)
     odd_ctx c;
     memset(&c, 0, sizeof c);
     assert_int_equal(nt_pair(&c.a, &c.b), 0);
-    nt_spawn(odd_thread, &c);
+    tg_spawn(odd_thread, &c);
     NT_RUN();
     assert_int_equal(net_close(c.a), 0);
     assert_int_equal(net_close(c.b), 0);
@@ -727,14 +727,14 @@ typedef struct cl_ctx {
 static void cl_reader(void *p)
 {
     cl_ctx *c = p;
-    c->rc = net_receive(c->b, NET_LINE, 0, &c->out, gt_now() + nt_slack());
+    c->rc = net_receive(c->b, NET_LINE, 0, &c->out, gt_now() + tg_slack_ms());
     c->done = 1;
 }
 
 static void cl_closer(void *p)
 {
     cl_ctx *c = p;
-    net_send(c->a, "partial", 7, NULL, gt_now() + nt_slack());
+    net_send(c->a, "partial", 7, NULL, gt_now() + tg_slack_ms());
     gt_sleep(gt_now() + 30);
     net_close(c->b);
 }
@@ -745,8 +745,8 @@ static void test_close_while_receive(void **state)
     cl_ctx c;
     memset(&c, 0, sizeof c);
     assert_int_equal(nt_pair(&c.a, &c.b), 0);
-    nt_spawn(cl_reader, &c);
-    nt_spawn(cl_closer, &c);
+    tg_spawn(cl_reader, &c);
+    tg_spawn(cl_closer, &c);
     NT_RUN();
     assert_int_equal(net_close(c.a), 0);
     assert_int_equal(net_cleanup(), 0);
@@ -768,27 +768,27 @@ typedef struct two_ctx {
 static void two_receive(void *p)
 {
     two_ctx *c = p;
-    c->rc1 = net_receive(c->b, NET_LINE, 0, &c->out1, gt_now() + nt_slack());
+    c->rc1 = net_receive(c->b, NET_LINE, 0, &c->out1, gt_now() + tg_slack_ms());
 }
 
 static void two_recv(void *p)
 {
     two_ctx *c = p;
     char buf[8];
-    c->rc2 = net_recv(c->b, buf, sizeof buf, gt_now() + nt_slack());
+    c->rc2 = net_recv(c->b, buf, sizeof buf, gt_now() + tg_slack_ms());
 }
 
 static void two_second_receive(void *p)
 {
     two_ctx *c = p;
-    c->rc2 = net_receive(c->b, NET_LINE, 0, &c->out2, gt_now() + nt_slack());
+    c->rc2 = net_receive(c->b, NET_LINE, 0, &c->out2, gt_now() + tg_slack_ms());
 }
 
 static void two_writer(void *p)
 {
     two_ctx *c = p;
     gt_sleep(gt_now() + 30);
-    net_send(c->a, "hello\n", 6, NULL, gt_now() + nt_slack());
+    net_send(c->a, "hello\n", 6, NULL, gt_now() + tg_slack_ms());
 }
 
 static int run_two(gt_fn *second, two_ctx *c)
@@ -827,7 +827,7 @@ static void test_two_receivers(void **state)
     assert_true(pid >= 0);
     if (pid == 0) {
         two_ctx c;
-        nt_child_init(20);
+        tg_child_init(20);
         int rc = run_two(two_second_receive, &c);
         int ok = rc == 0 && c.rc2 == -EALREADY && c.out2.len == 0 &&
                  c.rc1 == 5 && c.out1.len == 5 &&
@@ -839,7 +839,7 @@ static void test_two_receivers(void **state)
                     c.rc1, c.rc2, c.out1.len);
         _exit(ok ? 0 : 1);
     }
-    int st = nt_wait_child(pid);
+    int st = tg_wait_child(pid);
     if (WIFSIGNALED(st))
         fprintf(stderr, "child died by signal %d\n", WTERMSIG(st));
     assert_true(WIFEXITED(st));

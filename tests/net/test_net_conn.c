@@ -18,7 +18,7 @@ static void reset_reader(void *p)
 {
     reset_ctx *c = p;
     char buf[16];
-    c->rc_recv = net_recv(c->b, buf, sizeof buf, gt_now() + nt_slack());
+    c->rc_recv = net_recv(c->b, buf, sizeof buf, gt_now() + tg_slack_ms());
     c->t_recv = gt_now();
 }
 
@@ -36,8 +36,8 @@ static void reset_late(void *p)
 {
     reset_ctx *c = p;
     char buf[16];
-    c->rc_recv = net_recv(c->b, buf, sizeof buf, gt_now() + nt_slack());
-    c->rc_send = net_send(c->b, "x", 1, NULL, gt_now() + nt_slack());
+    c->rc_recv = net_recv(c->b, buf, sizeof buf, gt_now() + tg_slack_ms());
+    c->rc_send = net_send(c->b, "x", 1, NULL, gt_now() + tg_slack_ms());
 }
 
 static void test_peer_reset(void **state)
@@ -46,12 +46,12 @@ static void test_peer_reset(void **state)
     reset_ctx c;
     memset(&c, 0, sizeof c);
     assert_int_equal(nt_pair(&c.a, &c.b), 0);
-    nt_spawn(reset_reader, &c);
-    nt_spawn(reset_closer, &c);
+    tg_spawn(reset_reader, &c);
+    tg_spawn(reset_closer, &c);
     NT_RUN();
     assert_int_equal(net_close(c.b), 0);
     assert_int_equal(c.rc_recv, -ECONNRESET);
-    assert_true(c.t_recv - c.t_close < nt_slack());
+    assert_true(c.t_recv - c.t_close < tg_slack_ms());
 
     memset(&c, 0, sizeof c);
     assert_int_equal(nt_pair(&c.a, &c.b), 0);
@@ -59,7 +59,7 @@ static void test_peer_reset(void **state)
     assert_int_equal(net_close(c.a), 0);
     struct pollfd pf = {net_fd(c.b), POLLIN, 0};
     int pr = poll(&pf, 1, 5000);
-    nt_spawn(reset_late, &c);
+    tg_spawn(reset_late, &c);
     NT_RUN();
     assert_int_equal(net_close(c.b), 0);
     assert_int_equal(net_cleanup(), 0);
@@ -81,7 +81,7 @@ typedef struct half_ctx {
 static void half_client(void *p)
 {
     half_ctx *c = p;
-    int64_t dl = gt_now() + nt_slack();
+    int64_t dl = gt_now() + tg_slack_ms();
     c->rc_a_send = net_send(c->a, "hello", 5, NULL, dl);
     c->rc_shut = net_shutdown(c->a, SHUT_WR);
     c->rc_a_send_after = net_send(c->a, "more", 4, NULL, dl);
@@ -99,7 +99,7 @@ static void half_client(void *p)
 static void half_server(void *p)
 {
     half_ctx *c = p;
-    int64_t dl = gt_now() + nt_slack();
+    int64_t dl = gt_now() + tg_slack_ms();
     for (;;) {
         ssize_t r = net_recv(c->b, c->b_got + c->b_len,
                              sizeof c->b_got - 1 - c->b_len, dl);
@@ -120,8 +120,8 @@ static void test_half_close(void **state)
     half_ctx c;
     memset(&c, 0, sizeof c);
     assert_int_equal(nt_pair(&c.a, &c.b), 0);
-    nt_spawn(half_client, &c);
-    nt_spawn(half_server, &c);
+    tg_spawn(half_client, &c);
+    tg_spawn(half_server, &c);
     NT_RUN();
     assert_int_equal(net_close(c.a), 0);
     assert_int_equal(net_close(c.b), 0);
@@ -166,7 +166,7 @@ static void cw_waiter(void *p)
     cw_ctx *c = p;
     int i = c->done[0] == -1 ? 0 : 1; /* slot: first run takes 0 */
     c->done[i] = 0;
-    int64_t dl = gt_now() + nt_slack();
+    int64_t dl = gt_now() + tg_slack_ms();
     char buf[16];
     net_sock *ns = NULL;
     switch (c->kind[i]) {
@@ -223,8 +223,8 @@ static void run_close_waiters(int k0, int k1, int nwaiters)
         c.data = calloc(1, BIG);
         assert_non_null(c.data);
     }
-    for (int i = 0; i < nwaiters; i++) nt_spawn(cw_waiter, &c);
-    nt_spawn(cw_closer, &c);
+    for (int i = 0; i < nwaiters; i++) tg_spawn(cw_waiter, &c);
+    tg_spawn(cw_closer, &c);
     NT_RUN();
     if (c.other_fd >= 0) close(c.other_fd);
     if (c.peer) assert_int_equal(net_close(c.peer), 0);
@@ -234,7 +234,7 @@ static void run_close_waiters(int k0, int k1, int nwaiters)
     for (int i = 0; i < nwaiters; i++) {
         assert_int_equal(c.done[i], 1);
         assert_int_equal(c.rc[i], NET_ECLOSED);
-        assert_true(c.t_done[i] - c.t_close < nt_slack());
+        assert_true(c.t_done[i] - c.t_close < tg_slack_ms());
         if (c.kind[i] == W_SEND) {
             assert_true(c.sent[i] < BIG);
             assert_int_equal(c.sent[i], c.out_before);
@@ -289,7 +289,7 @@ typedef struct two_ctx {
 static void two_first_reader(void *p)
 {
     two_ctx *c = p;
-    c->rc1 = net_recv(c->a, c->buf1, sizeof c->buf1, gt_now() + nt_slack());
+    c->rc1 = net_recv(c->a, c->buf1, sizeof c->buf1, gt_now() + tg_slack_ms());
 }
 
 static void two_second_reader(void *p)
@@ -297,7 +297,7 @@ static void two_second_reader(void *p)
     two_ctx *c = p;
     char buf[16];
     int64_t t0 = gt_now();
-    c->rc2 = net_recv(c->a, buf, sizeof buf, t0 + nt_slack());
+    c->rc2 = net_recv(c->a, buf, sizeof buf, t0 + tg_slack_ms());
     c->took2 = gt_now() - t0;
 }
 
@@ -309,7 +309,7 @@ static void two_pinger(void *p)
 {
     two_ctx *c = p;
     gt_sleep(gt_now() + PEER_DELAY);
-    c->rc_send = net_send(c->b, "ping", 4, NULL, gt_now() + nt_slack());
+    c->rc_send = net_send(c->b, "ping", 4, NULL, gt_now() + tg_slack_ms());
 }
 
 static void test_two_readers(void **state)
@@ -318,9 +318,9 @@ static void test_two_readers(void **state)
     two_ctx c;
     memset(&c, 0, sizeof c);
     assert_int_equal(nt_pair(&c.a, &c.b), 0);
-    nt_spawn(two_first_reader, &c);
-    nt_spawn(two_second_reader, &c);
-    nt_spawn(two_pinger, &c);
+    tg_spawn(two_first_reader, &c);
+    tg_spawn(two_second_reader, &c);
+    tg_spawn(two_pinger, &c);
     NT_RUN();
     assert_int_equal(net_close(c.a), 0);
     assert_int_equal(net_close(c.b), 0);
@@ -335,14 +335,14 @@ static void test_two_readers(void **state)
 static void two_first_writer(void *p)
 {
     two_ctx *c = p;
-    c->rc1 = net_send(c->a, c->data, BIG, NULL, gt_now() + nt_slack());
+    c->rc1 = net_send(c->a, c->data, BIG, NULL, gt_now() + tg_slack_ms());
 }
 
 static void two_second_writer(void *p)
 {
     two_ctx *c = p;
     int64_t t0 = gt_now();
-    c->rc2 = net_send(c->a, "X", 1, &c->sent2, t0 + nt_slack());
+    c->rc2 = net_send(c->a, "X", 1, &c->sent2, t0 + tg_slack_ms());
     c->took2 = gt_now() - t0;
 }
 
@@ -351,7 +351,7 @@ static void two_drainer(void *p)
     two_ctx *c = p;
     unsigned char buf[8192];
     gt_sleep(gt_now() + PEER_DELAY);
-    int64_t dl = gt_now() + nt_slack();
+    int64_t dl = gt_now() + tg_slack_ms();
     c->bad_at = -1;
     while (c->got < BIG) {
         ssize_t r = net_recv(c->b, buf, sizeof buf, dl);
@@ -376,9 +376,9 @@ static void test_two_writers(void **state)
     c.data = malloc(BIG);
     assert_non_null(c.data);
     nt_pat_fill((unsigned char *)c.data, 0, BIG, 7);
-    nt_spawn(two_first_writer, &c);
-    nt_spawn(two_second_writer, &c);
-    nt_spawn(two_drainer, &c);
+    tg_spawn(two_first_writer, &c);
+    tg_spawn(two_second_writer, &c);
+    tg_spawn(two_drainer, &c);
     NT_RUN();
     free(c.data);
     assert_int_equal(net_close(c.a), 0);
@@ -397,7 +397,7 @@ static void two_first_acceptor(void *p)
 {
     two_ctx *c = p;
     net_sock *s;
-    c->rc1 = net_accept(c->ls, &s, gt_now() + nt_slack());
+    c->rc1 = net_accept(c->ls, &s, gt_now() + tg_slack_ms());
     if (c->rc1 == 0) net_close(s);
 }
 
@@ -406,7 +406,7 @@ static void two_second_acceptor(void *p)
     two_ctx *c = p;
     net_sock *s;
     int64_t t0 = gt_now();
-    c->rc2 = net_accept(c->ls, &s, t0 + nt_slack());
+    c->rc2 = net_accept(c->ls, &s, t0 + tg_slack_ms());
     c->took2 = gt_now() - t0;
     if (c->rc2 == 0) net_close(s);
 }
@@ -417,7 +417,7 @@ static void two_connector(void *p)
     net_sock *s;
     gt_sleep(gt_now() + PEER_DELAY);
     c->rc_peer =
-        net_connect(&s, "127.0.0.1", c->port, NULL, 0, gt_now() + nt_slack());
+        net_connect(&s, "127.0.0.1", c->port, NULL, 0, gt_now() + tg_slack_ms());
     if (c->rc_peer == 0) net_close(s);
 }
 
@@ -427,9 +427,9 @@ static void test_two_acceptors(void **state)
     two_ctx c;
     memset(&c, 0, sizeof c);
     assert_int_equal(nt_listen(&c.ls, &c.port, 0), 0);
-    nt_spawn(two_first_acceptor, &c);
-    nt_spawn(two_second_acceptor, &c);
-    nt_spawn(two_connector, &c);
+    tg_spawn(two_first_acceptor, &c);
+    tg_spawn(two_second_acceptor, &c);
+    tg_spawn(two_connector, &c);
     NT_RUN();
     assert_int_equal(net_close(c.ls), 0);
     assert_int_equal(net_cleanup(), 0);
@@ -457,7 +457,7 @@ static void rw_reader(void *p)
 {
     rw_ctx *c = p;
     c->r_in = 1;
-    c->rc_r = net_recv(c->a, c->rbuf, sizeof c->rbuf, gt_now() + nt_slack());
+    c->rc_r = net_recv(c->a, c->rbuf, sizeof c->rbuf, gt_now() + tg_slack_ms());
     c->r_in = 0;
 }
 
@@ -465,7 +465,7 @@ static void rw_writer(void *p)
 {
     rw_ctx *c = p;
     c->w_in = 1;
-    c->rc_w = net_send(c->a, c->data, BIG, &c->sent, gt_now() + nt_slack());
+    c->rc_w = net_send(c->a, c->data, BIG, &c->sent, gt_now() + tg_slack_ms());
     c->w_in = 0;
 }
 
@@ -475,7 +475,7 @@ static void rw_peer(void *p)
     unsigned char buf[8192];
     gt_sleep(gt_now() + 20);
     c->both_parked = c->r_in && c->w_in;
-    int64_t dl = gt_now() + nt_slack();
+    int64_t dl = gt_now() + tg_slack_ms();
     c->bad_at = -1;
     while (c->got < BIG) {
         ssize_t r = net_recv(c->b, buf, sizeof buf, dl);
@@ -501,9 +501,9 @@ static void test_reader_and_writer(void **state)
     c.data = malloc(BIG);
     assert_non_null(c.data);
     nt_pat_fill((unsigned char *)c.data, 0, BIG, 3);
-    nt_spawn(rw_reader, &c);
-    nt_spawn(rw_writer, &c);
-    nt_spawn(rw_peer, &c);
+    tg_spawn(rw_reader, &c);
+    tg_spawn(rw_writer, &c);
+    tg_spawn(rw_peer, &c);
     NT_RUN();
     free(c.data);
     uint64_t in, out;
@@ -544,7 +544,7 @@ static void sr_writer(void *p)
     sr_ctx *c = p;
     int64_t t0 = gt_now();
     c->sent = (size_t)-1;
-    c->rc = net_send(c->a, c->data, RESET_TOTAL, &c->sent, t0 + nt_slack());
+    c->rc = net_send(c->a, c->data, RESET_TOTAL, &c->sent, t0 + tg_slack_ms());
     c->took = gt_now() - t0;
     net_stats(c->a, NULL, &c->out, NULL);
 }
@@ -553,7 +553,7 @@ static void sr_peer(void *p)
 {
     sr_ctx *c = p;
     char buf[4096];
-    int64_t dl = gt_now() + nt_slack();
+    int64_t dl = gt_now() + tg_slack_ms();
     while (c->peer_got < RESET_AFTER) {
         ssize_t r = net_recv(c->b, buf, sizeof buf, dl);
         if (r <= 0) break;
@@ -574,8 +574,8 @@ static void test_send_reset_midway(void **state)
     assert_int_equal(nt_small_buffers(c.b), 0);
     c.data = calloc(1, RESET_TOTAL);
     assert_non_null(c.data);
-    nt_spawn(sr_writer, &c);
-    nt_spawn(sr_peer, &c);
+    tg_spawn(sr_writer, &c);
+    tg_spawn(sr_peer, &c);
     NT_RUN();
     free(c.data);
     assert_int_equal(net_close(c.a), 0);
@@ -586,7 +586,7 @@ static void test_send_reset_midway(void **state)
     assert_true(c.sent >= c.peer_got);
     assert_true(c.sent < RESET_TOTAL);
     assert_int_equal(c.out, c.sent);
-    assert_true(c.took < nt_slack());
+    assert_true(c.took < tg_slack_ms());
 }
 
 /* --- no SIGPIPE ----------------------------------------------------------- */
@@ -602,7 +602,7 @@ static void pipe_writer(void *p)
     pipe_ctx *c = p;
     static const char data[1000] = {0};
     for (c->tries = 0; c->tries < 100; c->tries++) {
-        c->rc = net_send(c->a, data, sizeof data, NULL, gt_now() + nt_slack());
+        c->rc = net_send(c->a, data, sizeof data, NULL, gt_now() + tg_slack_ms());
         if (c->rc < 0) break;
         gt_sleep(gt_now() + 5);
     }
@@ -622,7 +622,7 @@ static void test_no_sigpipe(void **state)
     memset(&c, 0, sizeof c);
     assert_int_equal(nt_pair(&c.a, &b), 0);
     assert_int_equal(net_close(b), 0);
-    nt_spawn(pipe_writer, &c);
+    tg_spawn(pipe_writer, &c);
     NT_RUN();
     /* Once more from outside a green thread (it does not park). */
     ssize_t rc = net_send(c.a, "x", 1, NULL, -1);
@@ -650,16 +650,16 @@ static void to_reader(void *p)
     int64_t t0 = gt_now();
     c->rc_to = net_recv(c->a, c->buf, sizeof c->buf, t0 + 50);
     c->took = gt_now() - t0;
-    c->rc_after = net_recv(c->a, c->buf, sizeof c->buf, gt_now() + nt_slack());
+    c->rc_after = net_recv(c->a, c->buf, sizeof c->buf, gt_now() + tg_slack_ms());
     /* Cancelled while parked: -ECANCELED. */
-    c->rc_cancel = net_recv(c->a, c->buf, sizeof c->buf, gt_now() + nt_slack());
+    c->rc_cancel = net_recv(c->a, c->buf, sizeof c->buf, gt_now() + tg_slack_ms());
 }
 
 static void to_writer(void *p)
 {
     to_ctx *c = p;
     gt_sleep(gt_now() + 100);
-    c->rc_send = net_send(c->b, "late", 4, NULL, gt_now() + nt_slack());
+    c->rc_send = net_send(c->b, "late", 4, NULL, gt_now() + tg_slack_ms());
     gt_sleep(gt_now() + 50);
     gt_cancel(c->reader_id);
 }
@@ -670,14 +670,14 @@ static void test_timeout_and_cancel(void **state)
     to_ctx c;
     memset(&c, 0, sizeof c);
     assert_int_equal(nt_pair(&c.a, &c.b), 0);
-    c.reader_id = nt_spawn(to_reader, &c);
-    nt_spawn(to_writer, &c);
+    c.reader_id = tg_spawn(to_reader, &c);
+    tg_spawn(to_writer, &c);
     NT_RUN();
     assert_int_equal(net_close(c.a), 0);
     assert_int_equal(net_close(c.b), 0);
     assert_int_equal(net_cleanup(), 0);
     assert_int_equal(c.rc_to, -ETIMEDOUT);
-    assert_true(c.took >= 49 && c.took < 50 + nt_slack());
+    assert_true(c.took >= 49 && c.took < 50 + tg_slack_ms());
     assert_int_equal(c.rc_send, 4);
     assert_int_equal(c.rc_after, 4);
     assert_memory_equal(c.buf, "late", 4);
@@ -733,7 +733,7 @@ static void test_deadline0_tries_once(void **state)
     assert_int_equal(nt_small_buffers(c.b), 0);
     c.data = calloc(1, BIG);
     assert_non_null(c.data);
-    nt_spawn(once_thread, &c);
+    tg_spawn(once_thread, &c);
     NT_RUN();
     free(c.data);
     assert_int_equal(net_close(c.a), 0);
@@ -775,7 +775,7 @@ static void pollr_writer(void *p)
 {
     pollr_ctx *c = p;
     gt_sleep(gt_now() + 20);
-    net_send(c->b, "data", 4, NULL, gt_now() + nt_slack());
+    net_send(c->b, "data", 4, NULL, gt_now() + tg_slack_ms());
 }
 
 static void test_poll_with_deadline0(void **state)
@@ -784,8 +784,8 @@ static void test_poll_with_deadline0(void **state)
     pollr_ctx c;
     memset(&c, 0, sizeof c);
     assert_int_equal(nt_pair(&c.a, &c.b), 0);
-    nt_spawn(pollr_reader, &c);
-    nt_spawn(pollr_writer, &c);
+    tg_spawn(pollr_reader, &c);
+    tg_spawn(pollr_writer, &c);
     NT_RUN();
     assert_int_equal(net_close(c.a), 0);
     assert_int_equal(net_close(c.b), 0);
@@ -818,7 +818,7 @@ static void handler(net_sock *s, void *arg)
 {
     serve_ctx *c = arg;
     net_buf line = {NULL, 0, 0};
-    int64_t dl = gt_now() + nt_slack();
+    int64_t dl = gt_now() + tg_slack_ms();
     c->handled++;
     if (c->handled == 1) {
         char *dump = NULL;
@@ -856,7 +856,7 @@ static void serve_client(void *p)
     serve_ctx *c = serve_c;
     int i = (int)(intptr_t)p;
     net_sock *s;
-    int64_t dl = gt_now() + nt_slack();
+    int64_t dl = gt_now() + tg_slack_ms();
     c->rc_connect[i] = net_connect(&s, "127.0.0.1", c->port, NULL, 0, dl);
     if (c->rc_connect[i] == 0) {
         if (i == 0 && c->close_early) net_close(c->ls);
@@ -886,7 +886,7 @@ static void run_serve(int slow, int close_early)
     assert_int_equal(net_local_addr(c.ls, &ad), 0);
     c.port = ad.port;
     int n = close_early ? 1 : SERVE_CLIENTS;
-    for (int i = 0; i < n; i++) nt_spawn(serve_client, (void *)(intptr_t)i);
+    for (int i = 0; i < n; i++) tg_spawn(serve_client, (void *)(intptr_t)i);
     if (close_early) c.clients_done = SERVE_CLIENTS - 1;
     NT_RUN();
     /* Listener, connections, server record: all gone. */

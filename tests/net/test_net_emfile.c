@@ -118,7 +118,7 @@ static int em_child(int port_w, int ctl_r)
 static void test_accept_emfile(void **state)
 {
     (void)state;
-    if (nt_valgrind()) {
+    if (tg_under_valgrind()) {
         /* Valgrind keeps its own RLIMIT_NOFILE: setrlimit only changes
          * Valgrind's emulated limit, and a descriptor that the kernel hands
          * out above it is closed by Valgrind, which then reports EMFILE.
@@ -133,7 +133,7 @@ static void test_accept_emfile(void **state)
     pid_t pid = fork();
     assert_true(pid >= 0);
     if (pid == 0) {
-        nt_child_init(30);
+        tg_child_init(30);
         close(port_p[0]);
         close(ctl_p[1]);
         _exit(em_child(port_p[1], ctl_p[0]));
@@ -180,7 +180,7 @@ static void test_accept_emfile(void **state)
         close(fds[i]);
     }
     close(ctl_p[1]);
-    int st = nt_wait_child(pid);
+    int st = tg_wait_child(pid);
     assert_int_equal(rd, 0);
     assert_int_equal(wr, 1);
     assert_int_equal(connected, CLIENTS);
@@ -245,22 +245,22 @@ static int emd_child(void)
             (long long)emd_took);
     if (rc != 0 || cl != 0) return 5;
     if (emd_rc != -EMFILE) return 6;
-    if (emd_took < 299 || emd_took > 300 + nt_slack()) return 7;
+    if (emd_took < 299 || emd_took > 300 + tg_slack_ms()) return 7;
     return 0;
 }
 
 static void test_accept_emfile_deadline(void **state)
 {
     (void)state;
-    if (nt_valgrind()) skip(); /* as above */
+    if (tg_under_valgrind()) skip(); /* as above */
     fflush(NULL);
     pid_t pid = fork();
     assert_true(pid >= 0);
     if (pid == 0) {
-        nt_child_init(30);
+        tg_child_init(30);
         _exit(emd_child());
     }
-    int st = nt_wait_child(pid);
+    int st = tg_wait_child(pid);
     assert_true(WIFEXITED(st));
     assert_int_equal(WEXITSTATUS(st), 0);
 }
@@ -308,15 +308,15 @@ static int emc_child(void)
 static void test_close_wakes_backoff(void **state)
 {
     (void)state;
-    if (nt_valgrind()) skip(); /* as above */
+    if (tg_under_valgrind()) skip(); /* as above */
     fflush(NULL);
     pid_t pid = fork();
     assert_true(pid >= 0);
     if (pid == 0) {
-        nt_child_init(30);
+        tg_child_init(30);
         _exit(emc_child());
     }
-    int st = nt_wait_child(pid);
+    int st = tg_wait_child(pid);
     assert_true(WIFEXITED(st));
     assert_int_equal(WEXITSTATUS(st), 0);
 }

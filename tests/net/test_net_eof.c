@@ -21,7 +21,7 @@ typedef struct eof_ctx {
 static void eof_reader(void *p)
 {
     eof_ctx *c = p;
-    int64_t dl = gt_now() + nt_slack();
+    int64_t dl = gt_now() + tg_slack_ms();
     char buf[8];
     c->ready = 1;
     c->parked_rc = net_receive(c->b, NET_LINE, 0, &c->line, dl);
@@ -38,7 +38,7 @@ static void eof_writer(void *p)
     eof_ctx *c = p;
     while (!c->ready) gt_yield();
     gt_sleep(gt_now() + 20); /* the reader is parked by now */
-    net_send(c->a, "no newline", 10, NULL, gt_now() + nt_slack());
+    net_send(c->a, "no newline", 10, NULL, gt_now() + tg_slack_ms());
     gt_sleep(gt_now() + 20);
     net_close(c->a); /* the peer goes: end of stream */
     c->a = NULL;
@@ -50,8 +50,8 @@ static void test_peer_close(void **state)
     eof_ctx c;
     memset(&c, 0, sizeof c);
     assert_int_equal(nt_pair(&c.a, &c.b), 0);
-    nt_spawn(eof_reader, &c);
-    nt_spawn(eof_writer, &c);
+    tg_spawn(eof_reader, &c);
+    tg_spawn(eof_writer, &c);
     NT_RUN();
     assert_null(c.a);
     assert_int_equal(net_close(c.b), 0);
@@ -90,7 +90,7 @@ typedef struct close_ctx {
 static void close_waiter(void *p)
 {
     close_ctx *c = p;
-    int64_t dl = gt_now() + 10 * nt_slack();
+    int64_t dl = gt_now() + 10 * tg_slack_ms();
     char buf[16];
     switch (c->kind) {
     case K_RECV: c->rc = net_recv(c->b, buf, sizeof buf, dl); break;
@@ -124,8 +124,8 @@ static void test_local_close(void **state)
             c.fd = -1;
             if (kind == K_SEND) c.big = calloc(1, BIG);
             assert_int_equal(nt_pair(&c.a, &c.b), 0);
-            nt_spawn(close_waiter, &c);
-            nt_spawn(close_closer, &c);
+            tg_spawn(close_waiter, &c);
+            tg_spawn(close_closer, &c);
             NT_RUN();
             assert_int_equal(net_close(c.a), 0);
             if (release) {
@@ -164,7 +164,7 @@ static void start_line(op_ctx *o, net_sock *s, net_buf *out)
     o->op.s = s;
     o->op.pattern = NET_LINE;
     o->op.out = out;
-    o->op.deadline = gt_now() + nt_slack();
+    o->op.deadline = gt_now() + tg_slack_ms();
     o->op.idle = -1;
     o->op.done = op_done;
     o->op.udata = o;

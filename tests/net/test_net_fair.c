@@ -65,8 +65,8 @@ static void run_case(int64_t deadline)
     F.filled = fill(sv[1]);
     F.deadline = deadline;
     assert_int_equal(net_wrap(&F.r, sv[0]), 0);
-    nt_spawn(other, NULL);
-    nt_spawn(reader, NULL);
+    tg_spawn(other, NULL);
+    tg_spawn(reader, NULL);
     NT_RUN();
     assert_int_equal(net_close(F.r), 0);
     close(sv[1]);
@@ -80,7 +80,7 @@ static void run_case(int64_t deadline)
 static void test_streaming_reader_gives_way(void **state)
 {
     (void)state;
-    run_case(gt_now() + 10 * nt_slack());
+    run_case(gt_now() + 10 * tg_slack_ms());
     /* The fill must be well past the quantum for the test to mean much. */
     assert_true(F.filled >= 4 * 64 * 1024);
     assert_true(F.got_at_wake <= 64 * 1024);
@@ -95,7 +95,7 @@ static void test_try_once_reader_keeps_going(void **state)
 
 int main(void)
 {
-    nt_watchdog(60);
+    tg_watchdog(60);
     const struct CMUnitTest tests[] = {
         NT_TEST(test_streaming_reader_gives_way),
         NT_TEST(test_try_once_reader_keeps_going),

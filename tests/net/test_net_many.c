@@ -22,7 +22,7 @@ static void srv_conn(void *p)
 {
     net_sock *s = p;
     net_buf b = {NULL, 0, 0};
-    int64_t dl = gt_now() + (nt_valgrind() ? 300000 : 60000);
+    int64_t dl = gt_now() + (tg_under_valgrind() ? 300000 : 60000);
     char c;
     if (net_receive(s, NET_BYTES, 4, &b, dl) == 4 &&
         net_send(s, b.data, 4, NULL, dl) == 4) {
@@ -43,7 +43,7 @@ static void srv_conn(void *p)
 static void srv_accept(void *p)
 {
     (void)p;
-    int64_t dl = gt_now() + (nt_valgrind() ? 300000 : 60000);
+    int64_t dl = gt_now() + (tg_under_valgrind() ? 300000 : 60000);
     static const gt_attr attr = {0, "srv", 0};
     while (S.accepted < S.n) {
         net_sock *s;
@@ -70,7 +70,7 @@ static void srv_accept(void *p)
 static void srv_watch(void *p)
 {
     (void)p;
-    int64_t dl = gt_now() + (nt_valgrind() ? 300000 : 60000);
+    int64_t dl = gt_now() + (tg_under_valgrind() ? 300000 : 60000);
     net_wait(S.result_fd, NET_IN, dl);
     S.child_done = 1;
     if (S.ls) {
@@ -93,7 +93,7 @@ static cli C;
 static void client(void *p)
 {
     int i = (int)(intptr_t)p;
-    int64_t dl = gt_now() + (nt_valgrind() ? 300000 : 60000);
+    int64_t dl = gt_now() + (tg_under_valgrind() ? 300000 : 60000);
     net_sock *s = NULL;
     net_buf b = {NULL, 0, 0};
     int rc = net_connect(&s, "127.0.0.1", C.port, NULL, 0, dl);
@@ -142,7 +142,7 @@ static void test_many_connections(void **state)
     (void)state;
     const char *env = nt_poller_env();
     if (env && strcmp(env, "epoll") != 0) skip();
-    int n = nt_valgrind() ? 1000 : 10000;
+    int n = tg_under_valgrind() ? 1000 : 10000;
     struct rlimit rl;
     assert_int_equal(getrlimit(RLIMIT_NOFILE, &rl), 0);
     if (rl.rlim_cur < (rlim_t)n + 100) {
@@ -158,7 +158,7 @@ static void test_many_connections(void **state)
     pid_t pid = fork();
     assert_true(pid >= 0);
     if (pid == 0) {
-        nt_child_init(nt_valgrind() ? 120 : 60);
+        tg_child_init(tg_under_valgrind() ? 120 : 60);
         close(port_p[1]);
         close(res_p[0]);
         _exit(run_clients(port_p[0], res_p[1], n));
@@ -177,15 +177,15 @@ static void test_many_connections(void **state)
     close(port_p[1]);
     int64_t t0 = gt_now();
     if (lrc == 0) {
-        nt_spawn(srv_accept, NULL);
-        nt_spawn(srv_watch, NULL);
+        tg_spawn(srv_accept, NULL);
+        tg_spawn(srv_watch, NULL);
     }
     int run_rc = gt_run();
     int64_t took = gt_now() - t0;
     int result[3] = {0, 0, 0};
     int rr = nt_read_full(res_p[0], result, sizeof result, 10000);
     close(res_p[0]);
-    int st = nt_wait_child(pid);
+    int st = tg_wait_child(pid);
     if (S.ls) net_close(S.ls);
     assert_int_equal(net_cleanup(), 0);
     print_message("  %d connections: server accepted %d, held %d at once, "

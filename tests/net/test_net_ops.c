@@ -19,7 +19,7 @@ typedef struct two_ctx {
 static void two_a(void *p)
 {
     two_ctx *c = p;
-    int64_t dl = gt_now() + nt_slack();
+    int64_t dl = gt_now() + tg_slack_ms();
     if (c->raw) {
         c->rc_a = net_recv(c->b, c->raw_buf, sizeof c->raw_buf, dl);
     } else {
@@ -42,8 +42,8 @@ static void two_w(void *p)
 static void run_two(two_ctx *c)
 {
     assert_int_equal(nt_pair(&c->a, &c->b), 0);
-    nt_spawn(two_a, c);
-    nt_spawn(two_w, c);
+    tg_spawn(two_a, c);
+    tg_spawn(two_w, c);
     NT_RUN();
     assert_int_equal(net_close(c->a), 0);
     assert_int_equal(net_close(c->b), 0);
@@ -104,7 +104,7 @@ static void test_cancelled_takes_data(void **state)
     cancel_ctx c;
     memset(&c, 0, sizeof c);
     assert_int_equal(nt_pair(&c.a, &c.b), 0);
-    nt_spawn(cancel_self, &c);
+    tg_spawn(cancel_self, &c);
     NT_RUN();
     assert_int_equal(net_close(c.a), 0);
     assert_int_equal(net_close(c.b), 0);
@@ -135,8 +135,8 @@ static void test_cancel_then_close(void **state)
     cancel_ctx c;
     memset(&c, 0, sizeof c);
     assert_int_equal(nt_pair(&c.a, &c.b), 0);
-    c.reader = nt_spawn(parked_reader, &c);
-    nt_spawn(cancel_then_close, &c);
+    c.reader = tg_spawn(parked_reader, &c);
+    tg_spawn(cancel_then_close, &c);
     NT_RUN();
     assert_int_equal(net_close(c.a), 0);
     assert_int_equal(net_cleanup(), 0);
@@ -188,7 +188,7 @@ static void test_started_recv(void **state)
     start_recv(&second, b, buf, sizeof buf);
     assert_int_equal(net_op_start(&second.op), 1);
     assert_int_equal(second.op.rc, -EALREADY);
-    nt_spawn(writer_later, a);
+    tg_spawn(writer_later, a);
     NT_RUN();
     assert_int_equal(st.calls, 1);
     assert_int_equal(st.rc, 5);

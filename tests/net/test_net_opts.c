@@ -33,7 +33,7 @@ static void test_ints(void **state)
         {NET_RCVBUF, SOL_SOCKET, SO_RCVBUF, 40000},
         {NET_SNDBUF, SOL_SOCKET, SO_SNDBUF, 50000},
     };
-    for (int i = 0; i < NT_LEN(rows); i++) {
+    for (int i = 0; i < TG_ARRAY_LEN(rows); i++) {
         const row *r = &rows[i];
         int v = -1;
         assert_int_equal(net_setopt(a, r->opt, r->value), 0);
@@ -165,7 +165,7 @@ static void err_thread(void *p)
      * error itself: wait for the verdict with net_wait. */
     c->connect_rc =
         connect(fd, (struct sockaddr *)&sa, sizeof sa) < 0 ? -errno : 0;
-    net_wait(fd, NET_OUT, gt_now() + nt_slack());
+    net_wait(fd, NET_OUT, gt_now() + tg_slack_ms());
     c->rc1 = net_getopt(s, NET_ERROR, &c->v1);
     c->rc2 = net_getopt(s, NET_ERROR, &c->v2);
     net_close(s);
@@ -176,7 +176,7 @@ static void test_error(void **state)
     (void)state;
     err_ctx c = {.port = nt_free_port(), .v1 = 1, .v2 = 1};
     assert_true(c.port > 0);
-    assert_true(nt_spawn(err_thread, &c) > 0);
+    assert_true(tg_spawn(err_thread, &c) > 0);
     NT_RUN();
     assert_true(c.connect_rc == -EINPROGRESS || c.connect_rc == -ECONNREFUSED);
     assert_int_equal(c.rc1, 0);

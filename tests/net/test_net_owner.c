@@ -29,13 +29,13 @@ static void owner_body(void *p)
     uint64_t in, out;
     int64_t age;
     /* Parking calls, with and without a deadline that would park. */
-    c->recv = (int)net_recv(c->s, b, sizeof b, gt_now() + nt_slack());
+    c->recv = (int)net_recv(c->s, b, sizeof b, gt_now() + tg_slack_ms());
     c->recv0 = (int)net_recv(c->s, b, sizeof b, 0);
     c->sent = 99;
-    c->send = (int)net_send(c->s, "abc", 3, &c->sent, gt_now() + nt_slack());
+    c->send = (int)net_send(c->s, "abc", 3, &c->sent, gt_now() + tg_slack_ms());
     c->receive =
-        (int)net_receive(c->s, NET_LINE, 0, &nb, gt_now() + nt_slack());
-    c->accept = net_accept(c->ls, &acc, gt_now() + nt_slack());
+        (int)net_receive(c->s, NET_LINE, 0, &nb, gt_now() + tg_slack_ms());
+    c->accept = net_accept(c->ls, &acc, gt_now() + tg_slack_ms());
     c->setopt = net_setopt(c->s, NET_NODELAY, 1);
     c->getopt = net_getopt(c->s, NET_NODELAY, &v);
     c->local = net_local_addr(c->s, &a);
@@ -71,10 +71,10 @@ static void home_body(void *p)
 {
     home *h = p;
     /* Still open, still readable, nothing taken by the other thread. */
-    h->got = net_recv(h->s, h->buf, 6, gt_now() + nt_slack());
+    h->got = net_recv(h->s, h->buf, 6, gt_now() + tg_slack_ms());
     /* The line limit was not changed to 10 by the other thread. */
     h->line_rc =
-        net_receive(h->s, NET_LINE, 0, &h->line, gt_now() + nt_slack());
+        net_receive(h->s, NET_LINE, 0, &h->line, gt_now() + tg_slack_ms());
 }
 
 static void test_sock_other_thread(void **state)
@@ -94,7 +94,7 @@ static void test_sock_other_thread(void **state)
                        &c.accept,   &c.setopt, &c.getopt,   &c.local,
                        &c.peer,     &c.stats,  &c.max_line, &c.fd,
                        &c.shutdown, &c.close};
-    for (int i = 0; i < NT_LEN(rc); i++) {
+    for (int i = 0; i < TG_ARRAY_LEN(rc); i++) {
         if (*rc[i] != GT_EOWNER) fprintf(stderr, "  call %d: %d\n", i, *rc[i]);
         assert_int_equal(*rc[i], GT_EOWNER);
     }
@@ -108,7 +108,7 @@ static void test_sock_other_thread(void **state)
                               "0123456789abcdef\n";
     assert_int_equal(write(sv[1], msg, sizeof msg - 1),
                      (ssize_t)sizeof msg - 1);
-    nt_spawn(home_body, &h);
+    tg_spawn(home_body, &h);
     NT_RUN();
     assert_int_equal(h.got, 6);
     assert_memory_equal(h.buf, "hello\n", 6);

@@ -33,7 +33,7 @@ static void sender(void *p)
     dir *d = p;
     unsigned char *buf = malloc(CHUNK_MAX);
     uint64_t rs = d->seed;
-    int64_t dl = gt_now() + (nt_valgrind() ? 120000 : 30000);
+    int64_t dl = gt_now() + (tg_under_valgrind() ? 120000 : 30000);
     if (!buf) {
         d->send_rc = -ENOMEM;
         return;
@@ -60,7 +60,7 @@ static void receiver(void *p)
     unsigned char *buf = malloc(CHUNK_MAX);
     net_buf nb = {NULL, 0, 0};
     uint64_t rs = d->seed ^ 0xabcdef;
-    int64_t dl = gt_now() + (nt_valgrind() ? 120000 : 30000);
+    int64_t dl = gt_now() + (tg_under_valgrind() ? 120000 : 30000);
     d->bad_at = -1;
     if (!buf) {
         d->recv_rc = -ENOMEM;
@@ -104,17 +104,17 @@ static void connector(void *p)
 {
     xfer *x = p;
     x->rc_connect = net_connect(&x->client, "127.0.0.1", x->port, NULL, 0,
-                                gt_now() + nt_slack());
+                                gt_now() + tg_slack_ms());
 }
 
 static void acceptor(void *p)
 {
     xfer *x = p;
-    x->rc_accept = net_accept(x->ls, &x->server, gt_now() + nt_slack());
+    x->rc_accept = net_accept(x->ls, &x->server, gt_now() + tg_slack_ms());
     net_close(x->ls);
     x->ls = NULL;
     /* Wait for the connector to see its connection complete. */
-    int64_t dl = gt_now() + nt_slack();
+    int64_t dl = gt_now() + tg_slack_ms();
     while (!x->rc_connect && !x->client && gt_now() < dl)
         gt_sleep(gt_now() + 1);
     if (x->rc_accept || x->rc_connect || !x->client) return;
@@ -134,15 +134,15 @@ static void test_transfer(void **state)
     (void)state;
     xfer x;
     memset(&x, 0, sizeof x);
-    uint64_t mib = nt_valgrind() ? 8 : 64;
+    uint64_t mib = tg_under_valgrind() ? 8 : 64;
     x.d[0].total = mib << 20;
     x.d[0].seed = 11;
     x.d[1].total = (mib / 8) << 20;
     x.d[1].seed = 22;
     assert_int_equal(nt_listen(&x.ls, &x.port, 0), 0);
     int64_t t0 = gt_now();
-    nt_spawn(connector, &x);
-    nt_spawn(acceptor, &x);
+    tg_spawn(connector, &x);
+    tg_spawn(acceptor, &x);
     NT_RUN();
     int64_t took = gt_now() - t0;
     uint64_t in[2] = {0, 0}, out[2] = {0, 0};

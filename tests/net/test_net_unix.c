@@ -55,7 +55,7 @@ static void echo_server(void *p)
 {
     echo_ctx *c = p;
     net_sock *s;
-    int64_t dl = gt_now() + nt_slack();
+    int64_t dl = gt_now() + tg_slack_ms();
     c->accept_rc = net_accept(c->ls, &s, dl);
     if (c->accept_rc < 0) return;
     c->addr_rc[2] = net_local_addr(s, &c->sl);
@@ -80,7 +80,7 @@ static void echo_client(void *p)
 {
     echo_ctx *c = p;
     net_sock *s;
-    int64_t dl = gt_now() + nt_slack();
+    int64_t dl = gt_now() + tg_slack_ms();
     c->connect_rc = net_connect_unix(&s, c->path, dl);
     if (c->connect_rc < 0) return;
     c->addr_rc[0] = net_local_addr(s, &c->cl);
@@ -105,8 +105,8 @@ static void run_echo(const char *path, const char *shown)
     assert_int_equal(la.family, AF_UNIX);
     assert_string_equal(la.host, shown);
     assert_int_equal(la.port, 0);
-    nt_spawn(echo_server, &c);
-    nt_spawn(echo_client, &c);
+    tg_spawn(echo_server, &c);
+    tg_spawn(echo_client, &c);
     NT_RUN();
     assert_int_equal(net_close(c.ls), 0);
     assert_int_equal(net_cleanup(), 0);
@@ -196,7 +196,7 @@ static void err_thread(void *p)
 {
     err_ctx *c = p;
     net_sock *s;
-    int64_t dl = gt_now() + nt_slack();
+    int64_t dl = gt_now() + tg_slack_ms();
     char name[64];
     snprintf(name, sizeof name, "@socketloop-none-%d", (int)getpid());
     c->missing_rc = net_connect_unix(&s, c->missing, dl);
@@ -217,7 +217,7 @@ static void test_errors(void **state)
     assert_int_equal(access(c.stale, F_OK), 0);
     assert_int_equal(net_listen_unix(&ls, c.stale, 0), -EADDRINUSE);
     assert_int_equal(access(c.stale, F_OK), 0);
-    nt_spawn(err_thread, &c);
+    tg_spawn(err_thread, &c);
     NT_RUN();
     assert_int_equal(c.missing_rc, -ENOENT);
     assert_int_equal(c.refused_rc, -ECONNREFUSED);
@@ -253,7 +253,7 @@ static void full_client(void *p)
         }
         c->nqueued++;
     }
-    c->wait_rc = net_connect_unix(&c->late, c->path, gt_now() + nt_slack());
+    c->wait_rc = net_connect_unix(&c->late, c->path, gt_now() + tg_slack_ms());
 }
 
 static void full_server(void *p)
@@ -263,7 +263,7 @@ static void full_server(void *p)
     gt_sleep(gt_now() + 30); /* the late connect is pausing by now */
     while (c->naccepted <= c->nqueued &&
            net_accept(c->ls, &c->accepted[c->naccepted],
-                      gt_now() + nt_slack()) == 0)
+                      gt_now() + tg_slack_ms()) == 0)
         c->naccepted++;
 }
 
@@ -274,8 +274,8 @@ static void test_backlog_full(void **state)
     memset(&c, 0, sizeof c);
     path_of(c.path, sizeof c.path, "full.sock");
     assert_int_equal(net_listen_unix(&c.ls, c.path, 1), 0);
-    nt_spawn(full_client, &c);
-    nt_spawn(full_server, &c);
+    tg_spawn(full_client, &c);
+    tg_spawn(full_server, &c);
     NT_RUN();
     assert_int_equal(c.once_rc, -EAGAIN);
     assert_true(c.nqueued >= 1 && c.nqueued < FULL_MAX);
@@ -305,8 +305,8 @@ static void serve_one(void *p)
     net_sock *s = p;
     char buf[64];
     ssize_t n;
-    while ((n = net_recv(s, buf, sizeof buf, gt_now() + nt_slack())) > 0)
-        net_send(s, buf, (size_t)n, NULL, gt_now() + nt_slack());
+    while ((n = net_recv(s, buf, sizeof buf, gt_now() + tg_slack_ms())) > 0)
+        net_send(s, buf, (size_t)n, NULL, gt_now() + tg_slack_ms());
     net_close(s);
     L1->served++;
 }
@@ -321,7 +321,7 @@ static void acceptor(void *p)
             c->accept_end = rc;
             return;
         }
-        nt_spawn(serve_one, s);
+        tg_spawn(serve_one, s);
     }
 }
 
@@ -330,7 +330,7 @@ static void loop_client(void *p)
     int i = (int)(intptr_t)p;
     net_sock *s;
     char msg[32], back[32] = {0};
-    int64_t dl = gt_now() + nt_slack();
+    int64_t dl = gt_now() + tg_slack_ms();
     int n = snprintf(msg, sizeof msg, "client %d", i);
     if (net_connect_unix(&s, L1->path, dl) < 0) return;
     net_buf b = {0};
@@ -348,7 +348,7 @@ static void loop_director(void *p)
     loop_ctx *c = p;
     int64_t ids[CLIENTS];
     for (int i = 0; i < CLIENTS; i++)
-        ids[i] = nt_spawn(loop_client, (void *)(intptr_t)i);
+        ids[i] = tg_spawn(loop_client, (void *)(intptr_t)i);
     for (int i = 0; i < CLIENTS; i++) gt_join(ids[i], -1);
     while (c->served < CLIENTS) gt_sleep(gt_now() + 5);
     net_close(c->ls); /* the acceptor wakes with NET_ECLOSED */
@@ -362,8 +362,8 @@ static void test_accept_loop(void **state)
     L1 = &c;
     path_of(c.path, sizeof c.path, "loop.sock");
     assert_int_equal(net_listen_unix(&c.ls, c.path, 0), 0);
-    nt_spawn(acceptor, &c);
-    nt_spawn(loop_director, &c);
+    tg_spawn(acceptor, &c);
+    tg_spawn(loop_director, &c);
     NT_RUN();
     assert_int_equal(net_cleanup(), 0);
     assert_int_equal(c.accept_end, NET_ECLOSED);

@@ -22,7 +22,7 @@ typedef struct closed_ctx {
 static void closed_waiter(void *p)
 {
     closed_ctx *c = p;
-    c->rc = net_wait(c->rfd, NET_IN, gt_now() + nt_slack());
+    c->rc = net_wait(c->rfd, NET_IN, gt_now() + tg_slack_ms());
 }
 
 static void closed_closer(void *p)
@@ -40,8 +40,8 @@ static void test_closed_under_waiter(void **state)
     assert_int_equal(pipe(pfd), 0);
     c.rfd = pfd[0];
     c.wfd = pfd[1];
-    nt_spawn(closed_waiter, &c);
-    nt_spawn(closed_closer, &c);
+    tg_spawn(closed_waiter, &c);
+    tg_spawn(closed_closer, &c);
     NT_RUN();
     assert_true(c.closed);
     assert_int_equal(c.rc, -EBADF);
@@ -58,13 +58,13 @@ typedef struct closed2_ctx {
 static void closed2_in(void *p)
 {
     closed2_ctx *c = p;
-    c->rc_in = net_wait(c->fd, NET_IN, gt_now() + nt_slack());
+    c->rc_in = net_wait(c->fd, NET_IN, gt_now() + tg_slack_ms());
 }
 
 static void closed2_out(void *p)
 {
     closed2_ctx *c = p;
-    c->rc_out = net_wait(c->fd, NET_OUT | NET_IN, gt_now() + nt_slack());
+    c->rc_out = net_wait(c->fd, NET_OUT | NET_IN, gt_now() + tg_slack_ms());
 }
 
 static void closed2_close(void *p)
@@ -86,9 +86,9 @@ static void test_closed_under_two(void **state)
     while (write(sv[0], junk, sizeof junk) > 0) {
     }
     c.fd = sv[0];
-    nt_spawn(closed2_in, &c);
-    nt_spawn(closed2_out, &c);
-    nt_spawn(closed2_close, &c);
+    tg_spawn(closed2_in, &c);
+    tg_spawn(closed2_out, &c);
+    tg_spawn(closed2_close, &c);
     NT_RUN();
     assert_int_equal(c.rc_in, -EBADF);
     assert_int_equal(c.rc_out, -EBADF);
@@ -108,7 +108,7 @@ static void gone_thread(void *p)
 {
     gone_ctx *c = p;
     c->rc_forever = net_wait(c->fd, NET_IN, -1);
-    c->rc_deadline = net_wait(c->fd, NET_OUT, gt_now() + nt_slack());
+    c->rc_deadline = net_wait(c->fd, NET_OUT, gt_now() + tg_slack_ms());
     c->rc_try = net_wait(c->fd, NET_IN | NET_OUT, 0);
 }
 
@@ -122,7 +122,7 @@ static void test_already_closed(void **state)
     close(pfd[0]);
     close(pfd[1]);
     gone_ctx c = {pfd[0], 1, 1, 1};
-    nt_spawn(gone_thread, &c);
+    tg_spawn(gone_thread, &c);
     NT_RUN();
     assert_int_equal(c.rc_forever, -EBADF);
     assert_int_equal(c.rc_deadline, -EBADF);
@@ -151,17 +151,17 @@ typedef struct reuse_ctx {
 static void reuse_stale(void *p)
 {
     reuse_ctx *c = p;
-    c->rc_a = net_wait(c->fd, NET_IN, gt_now() + nt_slack());
+    c->rc_a = net_wait(c->fd, NET_IN, gt_now() + tg_slack_ms());
 }
 
 static void reuse_reader(void *p)
 {
     reuse_ctx *c = p;
     c->got1 =
-        net_recv(c->s, c->buf1, sizeof c->buf1, gt_now() + 3 * nt_slack());
+        net_recv(c->s, c->buf1, sizeof c->buf1, gt_now() + 3 * tg_slack_ms());
     gt_sem_release(c->first);
     c->got2 =
-        net_recv(c->s, c->buf2, sizeof c->buf2, gt_now() + 3 * nt_slack());
+        net_recv(c->s, c->buf2, sizeof c->buf2, gt_now() + 3 * tg_slack_ms());
 }
 
 static void reuse_main(void *p)
@@ -181,10 +181,10 @@ static void reuse_main(void *p)
     if (c->rc_wrap < 0) return;
     gt_spawn(reuse_reader, c);
     /* The reader parks; the stale waiter's wait ends and cleans up. */
-    c->rc_join = gt_join(c->a_id, gt_now() + 3 * nt_slack());
+    c->rc_join = gt_join(c->a_id, gt_now() + 3 * tg_slack_ms());
     (void)!write(c->peer, "one", 3);
     /* The reader's second wait, after the first has woken. */
-    c->rc_first = gt_sem_acquire(c->first, gt_now() + 4 * nt_slack());
+    c->rc_first = gt_sem_acquire(c->first, gt_now() + 4 * tg_slack_ms());
     (void)!write(c->peer, "two", 3);
 }
 
@@ -199,8 +199,8 @@ static void test_closed_and_reused(void **state)
     assert_int_equal(pipe(pfd), 0);
     c.fd = pfd[0];
     c.pipe_w = pfd[1];
-    c.a_id = nt_spawn(reuse_stale, &c);
-    nt_spawn(reuse_main, &c);
+    c.a_id = tg_spawn(reuse_stale, &c);
+    tg_spawn(reuse_main, &c);
     NT_RUN();
     assert_int_equal(c.rc_wrap, 0);
     /* The socket that took the number still wakes, twice. */
@@ -232,7 +232,7 @@ typedef struct two_ctx {
 static void two_reader(void *p, int i)
 {
     two_ctx *c = p;
-    c->rc[i] = net_wait(c->rfd, NET_IN, gt_now() + nt_slack());
+    c->rc[i] = net_wait(c->rfd, NET_IN, gt_now() + tg_slack_ms());
     c->saw_written[i] = c->written;
 }
 static void two_reader0(void *p)
@@ -265,10 +265,10 @@ static void test_three_readers(void **state)
     assert_int_equal(pipe(pfd), 0);
     c.rfd = pfd[0];
     c.wfd = pfd[1];
-    nt_spawn(two_reader0, &c);
-    nt_spawn(two_reader1, &c);
-    nt_spawn(two_reader2, &c);
-    nt_spawn(two_writer, &c);
+    tg_spawn(two_reader0, &c);
+    tg_spawn(two_reader1, &c);
+    tg_spawn(two_reader2, &c);
+    tg_spawn(two_writer, &c);
     NT_RUN();
     for (int i = 0; i < 3; i++) {
         assert_int_equal(c.rc[i], NET_IN);
@@ -291,14 +291,14 @@ static void inout_reader(void *p)
 {
     inout_ctx *c = p;
     char ch;
-    c->rc_in = net_wait(c->fd, NET_IN, gt_now() + nt_slack());
+    c->rc_in = net_wait(c->fd, NET_IN, gt_now() + tg_slack_ms());
     c->in_had_data = recv(c->fd, &ch, 1, MSG_PEEK | MSG_DONTWAIT) == 1;
 }
 
 static void inout_writer(void *p)
 {
     inout_ctx *c = p;
-    c->rc_out = net_wait(c->fd, NET_OUT, gt_now() + nt_slack());
+    c->rc_out = net_wait(c->fd, NET_OUT, gt_now() + tg_slack_ms());
     c->out_done = 1;
     /* Give a falsely woken reader every chance to run first. */
     for (int i = 0; i < 5; i++) gt_sleep(gt_now() + 2);
@@ -315,8 +315,8 @@ static void test_reader_and_writer(void **state)
     assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
     c.fd = sv[0];
     c.peer = sv[1];
-    nt_spawn(inout_reader, &c);
-    nt_spawn(inout_writer, &c);
+    tg_spawn(inout_reader, &c);
+    tg_spawn(inout_writer, &c);
     NT_RUN();
     assert_int_equal(c.rc_out, NET_OUT);
     assert_int_equal(c.rc_in, NET_IN);
@@ -340,13 +340,13 @@ typedef struct sockfd_ctx {
 static void sockfd_reader(void *p)
 {
     sockfd_ctx *c = p;
-    c->got = net_recv(c->s, c->buf, sizeof c->buf, gt_now() + 2 * nt_slack());
+    c->got = net_recv(c->s, c->buf, sizeof c->buf, gt_now() + 2 * tg_slack_ms());
 }
 
 static void sockfd_waiter(void *p)
 {
     sockfd_ctx *c = p;
-    c->rc_wait = net_wait(c->fd, NET_OUT, gt_now() + nt_slack());
+    c->rc_wait = net_wait(c->fd, NET_OUT, gt_now() + tg_slack_ms());
 }
 
 static void sockfd_drainer(void *p)
@@ -379,9 +379,9 @@ static void test_wait_on_sock_fd(void **state)
     while (send(c.fd, junk, sizeof junk, MSG_DONTWAIT) > 0) {
     }
     assert_int_equal(net_wait(c.fd, NET_OUT, 0), -ETIMEDOUT);
-    nt_spawn(sockfd_reader, &c);
-    nt_spawn(sockfd_waiter, &c);
-    nt_spawn(sockfd_drainer, &c);
+    tg_spawn(sockfd_reader, &c);
+    tg_spawn(sockfd_waiter, &c);
+    tg_spawn(sockfd_drainer, &c);
     NT_RUN();
     assert_true(c.drained > 0);
     assert_int_equal(c.rc_wait, NET_OUT);
@@ -403,7 +403,7 @@ static void file_thread(void *p)
 {
     file_ctx *c = p;
     c->rc[0] = net_wait(c->file, NET_IN, -1);
-    c->rc[1] = net_wait(c->file, NET_OUT, gt_now() + nt_slack());
+    c->rc[1] = net_wait(c->file, NET_OUT, gt_now() + tg_slack_ms());
     c->rc[2] = net_wait(c->file, NET_IN | NET_OUT, -1);
     c->rc[3] = net_wait(c->file, NET_IN, 0);
     c->rc[4] = net_wait(c->dir, NET_IN, -1);
@@ -419,12 +419,12 @@ static void test_regular_file(void **state)
     c.file = fileno(tf);
     c.dir = open("/", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     assert_true(c.dir >= 0);
-    for (int i = 0; i < NT_LEN(c.rc); i++) c.rc[i] = 1;
-    nt_spawn(file_thread, &c);
+    for (int i = 0; i < TG_ARRAY_LEN(c.rc); i++) c.rc[i] = 1;
+    tg_spawn(file_thread, &c);
     NT_RUN();
     static const int want[] = {NET_IN, NET_OUT, NET_IN | NET_OUT,
                                NET_IN, NET_IN,  NET_IN | NET_OUT};
-    for (int i = 0; i < NT_LEN(want); i++) assert_int_equal(c.rc[i], want[i]);
+    for (int i = 0; i < TG_ARRAY_LEN(want); i++) assert_int_equal(c.rc[i], want[i]);
     /* Outside green threads the same (nothing parks). */
     assert_int_equal(net_wait(c.file, NET_IN, -1), NET_IN);
     fclose(tf);
