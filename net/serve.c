@@ -212,6 +212,11 @@ int net_server_wait(net_server *srv, int64_t deadline)
     if (deadline == 0) return -ETIMEDOUT;
     serve_waiter w = {{NULL, NULL}, gt__S.current};
     if (!w.me) return -EPERM;
+    /* A handler of this server would wait for itself. */
+    int64_t self = gt_self();
+    for (gt__list *l = srv->conns.next; l != &srv->conns; l = l->next)
+        if (GT__CONTAINER(l, net_sock, serve_link)->serve_thread == self)
+            return -EDEADLK;
     gt__list_push(&srv->waiters, &w.link);
     while (!settled(srv) &&
            (rc = gt__park(deadline, "net_server_wait", srv)) == 0) {

@@ -145,7 +145,8 @@ GT_API int net_server_stop(net_server *srv);
 /* Waits until no handler thread is live and, after net_server_stop, the
  * acceptor has left too (the listening descriptor is closed then).
  * Returns 0, -ETIMEDOUT at the deadline (the handlers keep running),
- * -ECANCELED, or -EPERM if it would park outside a green thread. */
+ * -ECANCELED, -EDEADLK from one of its own handler threads (which would
+ * wait for itself), or -EPERM if it would park outside a green thread. */
 GT_API int net_server_wait(net_server *srv, int64_t deadline);
 /* gt_cancel()s every live handler thread: the calls they are parked in,
  * and their later ones that would park, return -ECANCELED.  Accepting goes

@@ -134,6 +134,7 @@ typedef struct srv_case {
     int nrc;
     int counts[8];
     int ncounts;
+    int self_wait; /* net_server_wait from a handler */
 } srv_case;
 
 static srv_case *K;
@@ -367,6 +368,8 @@ static void park_handler(net_sock *s, void *arg)
     srv_case *k = arg;
     char b[8];
     int me = k->handled++;
+    /* Waiting for one's own server would wait for oneself. */
+    if (me == 0) k->self_wait = net_server_wait(k->srv, gt_now() + nt_slack());
     ssize_t rc = net_recv(s, b, sizeof b, -1);
     if (me < MAXC) k->hrc[me] = rc;
     k->nh++;
@@ -421,6 +424,7 @@ static void test_cancel(void **state)
     for (int i = 0; i < NT_LEN(want); i++) assert_int_equal(k.rc[i], want[i]);
     assert_int_equal(k.counts[0], NPARK);
     assert_int_equal(k.counts[1], 0);
+    assert_int_equal(k.self_wait, -EDEADLK);
     /* Every handler's parked receive ended with -ECANCELED, and each
      * client then saw its connection close. */
     assert_int_equal(k.nh, NPARK);
