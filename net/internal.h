@@ -88,7 +88,11 @@ struct net_sock {
                                    operation in flight */
     int closed;                 /* net_close was called */
     int registered;             /* known to the poller */
-    struct net__server *server; /* net_serve's record, for its sockets */
+    struct net_server *server;  /* a connection's: the server running its
+                                   handler; a listener's: the one serving
+                                   on it (net/serve.c) */
+    gt__list serve_link;        /* in server->conns while its handler lives */
+    int64_t serve_thread;       /* the id of that handler's green thread */
     char *rbuf;                 /* bytes read and not yet returned, or NULL */
     size_t rpos, rlen;          /* they are rbuf[rpos .. rpos + rlen) */
     size_t rcap;                /* rbuf's size */

@@ -1,10 +1,9 @@
-/* TCP: connect, listen, accept and the seed's newserver. */
+/* TCP: connect, listen and accept (net/serve.c serves). */
 #include "internal.h"
 
 #include <errno.h>
 #include <netdb.h>
-#include <stdio.h>
-#include <stdlib.h>
+#include <netinet/in.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -172,11 +171,36 @@ int net_connect(net_sock **out, const char *host, int port,
     return rc;
 }
 
-int net_listen(net_sock **out, const char *host, int port, int backlog)
+#define NET__LISTEN_FLAGS (NET_LISTEN_REUSEPORT | NET_LISTEN_V6ONLY)
+
+/* The options of a new listening socket, set before bind: SO_REUSEPORT
+ * and IPV6_V6ONLY count only then. */
+static int listen_opts(int fd, unsigned flags)
 {
+    int one = 1;
+    if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) < 0 ||
+        ((flags & NET_LISTEN_REUSEPORT) &&
+         setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) < 0) ||
+        ((flags & NET_LISTEN_V6ONLY) &&
+         setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one) < 0))
+        return -errno;
+    return 0;
+}
+
+static int backlog_of(int backlog)
+{
+    return backlog > 0 ? backlog : SOMAXCONN;
+}
+
+int net_listen_ex(net_sock **out, const char *host, int port,
+                  const net_listen_opts *opts)
+{
+    static const net_listen_opts defaults = {0, 0};
     int rc;
     net__loop *L = net__get(&rc);
-    if (!out || port < 0 || port > 65535) return -EINVAL;
+    if (!opts) opts = &defaults;
+    if (!out || port < 0 || port > 65535 || (opts->flags & ~NET__LISTEN_FLAGS))
+        return -EINVAL;
     if (!L) return rc;
     if (host && !strcmp(host, "*")) host = NULL;
     struct addrinfo *res;
@@ -184,24 +208,39 @@ int net_listen(net_sock **out, const char *host, int port, int backlog)
      * "localhost", which the resolver answers from /etc/hosts. */
     if ((rc = net__resolve(L, host, port, NET__LISTEN, &res, -1)) < 0)
         return rc;
+    if ((opts->flags & NET_LISTEN_V6ONLY) && res->ai_family != AF_INET6) {
+        freeaddrinfo(res);
+        return -EINVAL; /* an IPv4 socket has no IPv6 side to turn off */
+    }
     int fd =
         socket(res->ai_family, res->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC,
                res->ai_protocol);
     if (fd < 0) {
         rc = -errno;
     } else {
-        int one = 1;
-        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-        if (bind(fd, res->ai_addr, res->ai_addrlen) < 0 ||
-            listen(fd, backlog > 0 ? backlog : SOMAXCONN) < 0) {
+        rc = listen_opts(fd, opts->flags);
+        if (rc == 0 && (bind(fd, res->ai_addr, res->ai_addrlen) < 0 ||
+                        listen(fd, backlog_of(opts->backlog)) < 0))
             rc = -errno;
-            close(fd);
-        } else if ((rc = net__sock_new(L, fd, out)) < 0) {
-            close(fd);
-        }
+        if (rc == 0) rc = net__sock_new(L, fd, out);
+        if (rc < 0) close(fd);
     }
     freeaddrinfo(res);
     return rc;
+}
+
+int net_listen(net_sock **out, const char *host, int port, int backlog)
+{
+    net_listen_opts o = {backlog, 0};
+    return net_listen_ex(out, host, port, &o);
+}
+
+int net_listen_sock(net_sock *s, int backlog)
+{
+    if (!s) return -EINVAL;
+    if (net__alien(s)) return GT_EOWNER;
+    if (s->closed) return NET_ECLOSED;
+    return listen(s->w.fd, backlog_of(backlog)) < 0 ? -errno : 0;
 }
 
 int net__accept_step(net_op *op)
@@ -239,94 +278,4 @@ int net_accept(net_sock *ls, net_sock **out, int64_t deadline)
     int rc = (int)net_op_run(&op);
     if (rc == 0) *out = op.accepted;
     return rc;
-}
-
-/* net_serve's record, shared by the acceptor and the connections. */
-typedef struct net__server {
-    net_handler *handler;
-    void *arg;
-    net_sock *listener;
-    unsigned refs; /* the acceptor + one per connection thread */
-} net__server;
-
-static void server_unref(net__server *srv)
-{
-    if (!--srv->refs) free(srv);
-}
-
-static void serve_conn(void *p)
-{
-    net_sock *s = p;
-    net__server *srv = s->server;
-    /* Our reference keeps s valid even if the handler closes it. */
-    srv->handler(s, srv->arg);
-    if (!s->closed) net_close(s);
-    net__unref(s);
-    server_unref(srv);
-}
-
-static void serve_accept(void *p)
-{
-    net__server *srv = p;
-    static const gt_attr conn_attr = {0, "conn", 0};
-    for (;;) {
-        net_sock *s;
-        int rc = net_accept(srv->listener, &s, -1);
-        if (rc == NET_ECLOSED || rc == -ECANCELED) break;
-        if (rc < 0) {
-            /* Anything else (a reset before accept, a full kernel) is about
-             * one connection or transient; pause briefly and go on. */
-            fprintf(stderr, "socketloop: accept: %s\n", net_strerror(rc));
-            if (gt_sleep(gt_now() + NET__BACKOFF_MIN) < 0) break;
-            continue;
-        }
-        /* net_accept set s: it returned >= 0.  (The analyzer cannot
-         * tell, as it cannot tell that errno is positive after a failed
-         * call.) */
-        s->server = srv; /* NOLINT(clang-analyzer-core.NullDereference) */
-        s->refs++;
-        int64_t id = gt_spawn_attr(serve_conn, s, &conn_attr);
-        if (id < 0) {
-            fprintf(stderr,
-                    "socketloop: no green thread for a connection: "
-                    "%s\n",
-                    gt_strerror((int)id));
-            net_close(s);
-            net__unref(s);
-            continue;
-        }
-        srv->refs++;
-    }
-    net__unref(srv->listener);
-    server_unref(srv);
-}
-
-int net_serve(net_sock **out, const char *host, int port, net_handler *handler,
-              void *arg)
-{
-    static const gt_attr acceptor_attr = {0, "acceptor", 0};
-    if (!out || !handler) return -EINVAL;
-    net__server *srv = malloc(sizeof *srv);
-    if (!srv) return -ENOMEM;
-    int rc = net_listen(&srv->listener, host, port, 0);
-    if (rc < 0) {
-        free(srv);
-        return rc;
-    }
-    srv->handler = handler;
-    srv->arg = arg;
-    srv->refs = 1;
-    /* The acceptor's reference keeps the listener valid after the owner
-     * closes it, until the acceptor has seen that and left. */
-    srv->listener->refs++; /* NOLINT(clang-analyzer-core.NullDereference):
-                              net_listen set it, see serve_accept */
-    int64_t id = gt_spawn_attr(serve_accept, srv, &acceptor_attr);
-    if (id < 0) {
-        net_close(srv->listener);
-        net__unref(srv->listener);
-        free(srv);
-        return (int)id;
-    }
-    *out = srv->listener;
-    return 0;
 }

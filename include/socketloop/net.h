@@ -90,6 +90,32 @@ GT_API int net_connect_sock(net_sock *s, const char *host, int port,
  * addresses, or "localhost", which /etc/hosts answers at once. */
 GT_API int net_listen(net_sock **out, const char *host, int port, int backlog);
 
+/* Options of a listening socket, set before bind(2) and listen(2), which
+ * is the only time most of them take effect: this is how to ask for them,
+ * rather than setsockopt on the descriptor afterwards. */
+#define NET_LISTEN_REUSEPORT                                                   \
+    0x1 /* SO_REUSEPORT: several listening sockets                             \
+           (threads, processes) share the port and                             \
+           the kernel spreads connections */
+#define NET_LISTEN_V6ONLY                                                      \
+    0x2 /* IPV6_V6ONLY: an IPv6 address ("::")                                 \
+           takes IPv6 only, leaving the port's IPv4                            \
+           side free; -EINVAL on an IPv4 address */
+typedef struct net_listen_opts {
+    int backlog;    /* queue length for listen(2); 0 or less: SOMAXCONN */
+    unsigned flags; /* NET_LISTEN_*; other bits: -EINVAL */
+} net_listen_opts;
+/* net_listen with options; opts NULL: the defaults, which net_listen(...,
+ * backlog) is.  SO_REUSEADDR is always set. */
+GT_API int net_listen_ex(net_sock **out, const char *host, int port,
+                         const net_listen_opts *opts);
+/* Listens on s, a stream socket made with socket(2) and wrapped, on which
+ * the caller set options and bound an address (or none: the kernel then
+ * picks a port) first.  backlog as in net_listen.  A socket that listens
+ * already, inherited from a parent process say, needs no call: net_wrap
+ * it, then accept or serve on it. */
+GT_API int net_listen_sock(net_sock *s, int backlog);
+
 /* Unix-domain stream sockets.  path names a file, or, starting with '@',
  * a name in Linux's abstract namespace (the bytes after the '@'; no file,
  * gone when the last socket bound to it closes).  A path must be shorter
@@ -120,10 +146,49 @@ GT_API int net_accept(net_sock *listener, net_sock **out, int64_t deadline);
 /* A server: listens, and runs handler(sock, arg) in a green
  * thread of its own for each accepted connection.  The socket is closed
  * when the handler returns, unless the handler closed it.  Closing the
- * listener (*out) stops the acceptor.  Handler threads are named "conn". */
+ * listener (*out) stops the acceptor.  Handler threads are named "conn".
+ * It is net_listen and net_server_start with a server that nobody holds:
+ * it frees itself once the acceptor and the last handler have left.  For
+ * a graceful shutdown, use the handle below. */
 typedef void net_handler(net_sock *s, void *arg);
 GT_API int net_serve(net_sock **out, const char *host, int port,
                      net_handler *handler, void *arg);
+
+/* --- A server handle ----------------------------------------------------
+ * net_server_start serves on any listening socket of this OS thread (from
+ * net_listen, net_listen_ex, net_listen_sock, or a wrapped descriptor
+ * that listens already): an acceptor green thread ("acceptor") spawns a
+ * handler thread ("conn") per connection, as net_serve does.  From then
+ * on the listener belongs to the server: the caller may still read its
+ * address (net_local_addr), but must neither close it nor accept on it.
+ * A graceful shutdown is stop, then wait (with a deadline), then cancel
+ * what is left and wait again, then free.  Every call returns GT_EOWNER
+ * from another OS thread, -EINVAL for NULL. */
+typedef struct net_server net_server;
+/* -EINVAL also when listener does not listen; -EBUSY when it is served or
+ * accepted on already; NET_ECLOSED when it was closed.  On failure the
+ * listener stays the caller's. */
+GT_API int net_server_start(net_server **out, net_sock *listener,
+                            net_handler *handler, void *arg);
+/* Stops accepting: closes the listener, so that new connections are
+ * refused (those queued and not yet accepted are reset).  Handler threads
+ * go on.  Never parks; a second call does nothing.  Returns 0. */
+GT_API int net_server_stop(net_server *srv);
+/* Waits until no handler thread is live and, after net_server_stop, the
+ * acceptor has left too (the listening descriptor is closed then).
+ * Returns 0, -ETIMEDOUT at the deadline (the handlers keep running),
+ * -ECANCELED, -EDEADLK from one of its own handler threads (which would
+ * wait for itself), or -EPERM if it would park outside a green thread. */
+GT_API int net_server_wait(net_server *srv, int64_t deadline);
+/* gt_cancel()s every live handler thread: the calls they are parked in,
+ * and their later ones that would park, return -ECANCELED.  Accepting goes
+ * on unless stopped.  Returns how many threads it cancelled. */
+GT_API int net_server_cancel(net_server *srv);
+/* Handler threads live now (spawned and not yet returned). */
+GT_API int net_server_count(const net_server *srv);
+/* Frees the handle: -EBUSY while a handler thread lives, a green thread
+ * waits in net_server_wait, or the server was not stopped. */
+GT_API int net_server_free(net_server *srv);
 
 /* Reads what is there, up to n bytes (at least 1): returns the count, 0
  * at end of stream (the peer has closed its end), NET_ECLOSED if the

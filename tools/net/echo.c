@@ -20,6 +20,9 @@
 #define _GNU_SOURCE
 #include "server.h"
 
+#include <errno.h>
+#include <stdio.h>
+
 #define ECHO_BUF 512
 
 static const char usage[] =
@@ -37,7 +40,7 @@ static const char usage[] =
 
 static void echo_conn(net_sock *s, void *arg)
 {
-    srv_worker *w = arg;
+    srv_ctx *w = arg;
     const srv_opts *o = w->opts;
     char buf[ECHO_BUF];
     net_setopt(s, NET_NODELAY, 1);
@@ -47,8 +50,7 @@ static void echo_conn(net_sock *s, void *arg)
             if (n == -ETIMEDOUT && o->verbose)
                 fprintf(stderr, "closing a connection idle for %lld s\n",
                         (long long)(o->idle_ms / 1000));
-            else if (n < 0 && o->verbose && n != -ECANCELED &&
-                     n != -ECONNRESET)
+            else if (n < 0 && o->verbose && n != -ECANCELED && n != -ECONNRESET)
                 fprintf(stderr, "recv: %s\n", net_strerror((int)n));
             break;
         }

@@ -16,6 +16,11 @@
 #include "http_parse.h"
 #include "server.h"
 
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+
 static const char usage[] =
     "usage: socketloop-http [-a HOST] [-p PORT] [-b select|poll|epoll]\n"
     "                       [-t THREADS] [-i IDLE_SECONDS] [-o MS] [-v]\n"
@@ -125,7 +130,7 @@ static void linger(net_sock *s)
 
 static void http_conn(net_sock *s, void *arg)
 {
-    srv_worker *w = arg;
+    srv_ctx *w = arg;
     net_buf line = {NULL, 0, 0};
     int rc = 1;
     net_set_max_line(s, HTTP_MAX_LINE);

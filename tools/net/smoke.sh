@@ -28,6 +28,9 @@ pass() { echo "ok: $*"; passes=$((passes + 1)); }
 
 PID= PORT=
 start() { # command...: starts a server with -p 0, sets PID and PORT
+    # Emptied here, not only by the child's redirection: the child may
+    # open the file after the loop below has read the last server's port.
+    : >"$tmp/out"
     "$@" -p 0 >"$tmp/out" 2>"$tmp/err" &
     PID=$!
     pids+=("$PID")
