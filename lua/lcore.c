@@ -71,7 +71,11 @@ static int noop(lua_State *L)
  *   before anything returns or raises into L's Lua code: vm_call's entry
  *   stores L in cur_L.  The nested call also leaves global_State.vmstate
  *   at "C", as it was before the switch (only the profiler and the exit
- *   handler read it).
+ *   handler read it).  LuaJIT 2.1 also stores cur_L in BC_FUNCC when a C
+ *   function returns normally (with this call left out, test_torture
+ *   still passes on Debian's LuaJIT); what it does not cover is an error
+ *   raised after the switch and caught by a Lua pcall, and the C code
+ *   that runs in between, which may call into Lua (a __gc).
  *
  * - global_State.tmpbuf is shared, but each of its users treats any call
  *   into Lua as clobbering it (string.format starts over after a
