@@ -18,6 +18,98 @@ void lsl_set_top(lua_State *co)
 {
     top = co;
 }
+
+#if defined(LSL_LUAJIT)
+static char NOOP; /* registry key: a C function that does nothing */
+static int noop(lua_State *L)
+{
+    (void)L;
+    return 0;
+}
+#endif
+
+/* Why parking in place is safe on LuaJIT (2.1, x86-64, read in its
+ * source), and what has to be put back after a switch.
+ *
+ * A switch happens only inside one of this module's C functions, called
+ * by the interpreter's BC_FUNCC, or in C code below every Lua frame (the
+ * resumer, the scheduler).  At such a point:
+ *
+ * - The C frames that belong to a coroutine are the chain L->cframe,
+ *   pushed by each entry into the VM (lj_vm_call, lj_vm_pcall,
+ *   lj_vm_cpcall, lj_vm_resume save the interpreter's registers there).
+ *   A coroutine's chain lies wholly on the stack of the green thread it
+ *   runs on, and stays there, untouched, while that thread is parked.  A
+ *   coroutine that has yielded holds no C frame (its cframe is NULL), and
+ *   both lua_resume and coroutine.resume refuse one whose cframe is set,
+ *   so a parked coroutine cannot be resumed on another stack.
+ *
+ * - No trace is running, and none is being recorded.  The recorder never
+ *   records a classic C function (lj_ffrecord.c: recff_c is recff_nyi):
+ *   the trace is aborted, stopped or stitched, and assembled, while the
+ *   interpreter is still at the call, before the function runs.  So
+ *   global_State.jit_base is NULL and jit_State.state is idle at every
+ *   switch.  That matters: the recorder follows whatever coroutine the
+ *   interpreter runs next (lj_dispatch_ins sets J->L to it).  A stitched
+ *   trace that starts after the call returns records L, as usual.  The
+ *   one exception is C code that a trace calls directly, through the FFI
+ *   (jit_base stays set there): a socket call reached from an FFI
+ *   callback must not park, and is not supported.
+ *
+ * - global_State.cur_L is the one thing left wrong.  Every entry into the
+ *   VM stores its lua_State there (vm_call, vm_pcall, vm_cpcall,
+ *   vm_resume), and coroutine.resume stores it again when the coroutine
+ *   comes back; but a lua_resume or lua_call that returns to C does not,
+ *   nor does an error that unwinds into a Lua pcall (vm_unwind_ff).
+ *   After a switch it names whatever coroutine another green thread ran
+ *   last.  The trace exit handler (vm_exit_handler) restores a trace's
+ *   snapshot into the lua_State it finds in cur_L, with the base it finds
+ *   in jit_base: with cur_L wrong, a trace exit in L writes L's frame into
+ *   another coroutine's stack (LuaJIT's issues #1066 and #1498 are this
+ *   fault), and lj_state_shrinkstack could shrink the stack of a live
+ *   trace.  So lsl_unpark calls a C function that does nothing, on L,
+ *   before anything returns or raises into L's Lua code: vm_call's entry
+ *   stores L in cur_L.  The nested call also leaves global_State.vmstate
+ *   at "C", as it was before the switch (only the profiler and the exit
+ *   handler read it).  LuaJIT 2.1 also stores cur_L in BC_FUNCC when a C
+ *   function returns normally (with this call left out, test_torture
+ *   still passes on Debian's LuaJIT); what it does not cover is an error
+ *   raised after the switch and caught by a Lua pcall, and the C code
+ *   that runs in between, which may call into Lua (a __gc).
+ *
+ * - global_State.tmpbuf is shared, but each of its users treats any call
+ *   into Lua as clobbering it (string.format starts over after a
+ *   __tostring), and a park is such a call to them; a trace sets its
+ *   owner afresh on entry.
+ *
+ * - The garbage collector walks Lua stacks, never C stacks.  It may
+ *   shrink or move a parked coroutine's stack, which C functions that
+ *   call back into Lua already allow: the C API works by index, and the
+ *   interpreter reloads L->base when a C function returns.
+ *
+ * - Errors: on x86-64 LuaJIT throws through the system's DWARF unwinder
+ *   (lj_err_throw raises an exception; the VM's frames carry its
+ *   personality routine).  The search ends at the nearest VM frame of the
+ *   erring coroutine's chain, on the same green thread's stack as the
+ *   throw, so an error never walks past a green thread's first frame;
+ *   and that frame (gt__ctx_start) marks its return address undefined, so
+ *   even an error nothing catches ends the walk cleanly (LuaJIT then
+ *   calls its panic function).
+ *
+ * What stays global and is not switched: the hook state.  A socket call
+ * must not park inside a debug hook, a jit.attach callback or a __gc
+ * metamethod (where PUC Lua cannot yield either). */
+void lsl_unpark(lua_State *L, lua_State *me)
+{
+    top = me;
+#if defined(LSL_LUAJIT)
+    lua_pushlightuserdata(L, &NOOP);
+    lua_rawget(L, LUA_REGISTRYINDEX);
+    lua_call(L, 0, 0);
+#else
+    (void)L;
+#endif
+}
 static char PASSTHROUGH; /* registry key: coroutines whose yields reach us */
 
 #if LUA_VERSION_NUM < 502
@@ -175,8 +267,9 @@ static void resume_now(lsl_loop *lp, lua_State *co, int nargs)
         }
         lua_pop(co, nres);
         lua_pushstring(co, "socketloop: a loop thread yielded outside a "
-                           "socket call (use coroutine.wrap for generators, "
-                           "or socketloop.coro)");
+                           "socket call (yield inside a coroutine of your "
+                           "own, from coroutine.wrap or coroutine.create, "
+                           "or use socketloop.coro)");
         record_error(lp, co);
     } else if (st != 0) {
         record_error(lp, co);
@@ -197,29 +290,19 @@ void lsl_fail(lsl_loop *lp, lua_State *co, const char *fmt, ...)
 
 int lsl_cannot_block(lua_State *L, const char *what)
 {
-#if defined(LSL_LUAJIT)
-    return luaL_error(L,
-                      "socketloop: %s cannot block here: the coroutine cannot "
-                      "yield to the loop (it is inside a C function, a "
-                      "metamethod or a user coroutine), and LuaJIT cannot "
-                      "switch C stacks under live Lua frames",
-                      what);
-#else
     return luaL_error(L,
                       "socketloop: %s would block outside a loop thread "
                       "(start one with loop.newthread)",
                       what);
-#endif
 }
 
 /* A resumed coroutine runs on the green thread that resumes it (the
- * loop's resumer, see lsl.h), or on the loop's stack on LuaJIT. */
+ * loop's resumer, see lsl.h). */
 void lsl_resume(lsl_loop *lp, lua_State *co, int nargs)
 {
     resume_now(lp, co, nargs);
 }
 
-#if !defined(LSL_LUAJIT)
 typedef struct first_run {
     lsl_loop *lp;
     lua_State *co;
@@ -231,27 +314,22 @@ static void first_runner(void *p)
     first_run r = *(first_run *)p;
     resume_now(r.lp, r.co, r.nargs);
 }
-#endif
 
 /* Runs a new loop thread now, up to its first wait: on a green thread of
  * its own, which it keeps if it parks in place. */
-static void run_first(lsl_loop *lp, lua_State *co, int nargs)
+static void run_first(lua_State *L, lsl_loop *lp, lua_State *co, int nargs)
 {
-#if defined(LSL_LUAJIT)
-    resume_now(lp, co, nargs);
-#else
     static const gt_attr attr = {0, "lua", 0};
     /* The green thread copies this before the caller goes on. */
     first_run r = {lp, co, nargs};
     lua_State *outer = top;
     int64_t id = gt_spawn_attr(first_runner, &r, &attr);
     if (id > 0 && gt_run_now(id) == 0) {
-        top = outer;
+        lsl_unpark(L, outer);
         return;
     }
     lsl_fail(lp, co, "socketloop: cannot run a loop thread: %s",
              gt_strerror(id > 0 ? -EBUSY : (int)id));
-#endif
 }
 
 static lsl_loop *check_loop(lua_State *L)
@@ -333,7 +411,7 @@ static int l_newthread(lua_State *L)
         lua_pushvalue(L, i);
         lua_xmove(L, co, 1);
     }
-    run_first(lp, co, nargs);
+    run_first(L, lp, co, nargs);
     lua_pushvalue(L, t);
     if (take_error(L, lp, co)) {
         lua_remove(L, -2); /* the thread, pushed by take_error */
@@ -359,6 +437,7 @@ static int l_dispatch(lua_State *L)
         if (rc == -EPERM)
             return luaL_error(L, "socketloop: dispatch called from inside a "
                                  "loop thread");
+        lsl_unpark(L, top); /* other coroutines ran meanwhile */
     }
     int n = take_error(L, lp, NULL);
     lua_pushboolean(L, lp->nthreads > 0 || lp->nerrors > 0);
@@ -442,6 +521,11 @@ int luaopen_socketloop_core(lua_State *L)
                                      {"now", l_now},
                                      {"poller", l_poller},
                                      {NULL, NULL}};
+#if defined(LSL_LUAJIT)
+    lua_pushlightuserdata(L, &NOOP);
+    lua_pushcfunction(L, noop);
+    lua_rawset(L, LUA_REGISTRYINDEX);
+#endif
     /* The weak-keyed table of pass-through coroutines. */
     lua_pushlightuserdata(L, &PASSTHROUGH);
     lua_newtable(L);

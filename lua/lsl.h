@@ -12,10 +12,10 @@
  * metamethod, a user coroutine; anywhere on Lua 5.1 and 5.2) the call runs
  * the operation in the green thread under it, which parks in place, Lua
  * frames and all; if that thread was the resumer, another one takes the
- * queue over first.  LuaJIT cannot survive C-stack switches under live
- * Lua frames, so there Lua runs only on the loop's own stack: a timer of
- * the loop resumes the queue after each poll, and a call that can neither
- * yield nor park raises an error that says why.
+ * queue over first.  LuaJIT parks in place as PUC Lua does: what its VM
+ * keeps per running coroutine besides the Lua stack is one pointer,
+ * global_State.cur_L, which the code that switches puts back (see
+ * lsl_unpark in lcore.c, where the reasons are written out).
  *
  * The module uses only the public headers and the net layer's operation
  * interface. */
@@ -38,11 +38,11 @@
 void luaL_setfuncs(lua_State *L, const luaL_Reg *l, int nup);
 #endif
 
+/* Every Lua parks in place (on LuaJIT too, see lsl_unpark). */
+#define LSL_CAN_PARK 1
 #if defined(LSL_LUAJIT)
-#define LSL_CAN_PARK 0 /* never switch C stacks under LuaJIT frames */
 #define LSL_HAS_ISYIELDABLE 1
 #else
-#define LSL_CAN_PARK 1
 #define LSL_HAS_ISYIELDABLE (LUA_VERSION_NUM >= 503)
 #endif
 
@@ -62,8 +62,6 @@ typedef struct lsl_loop {
     lsl_op *ready;       /* calls ended, coroutines to resume, in order */
     lsl_op **ready_tail; /* where the next one goes */
     int64_t resumer;     /* the green thread resuming them, or 0 */
-    net_op drain;        /* LuaJIT: the timer that resumes them */
-    int draining;        /* drain is started */
 } lsl_loop;
 
 enum {
@@ -127,6 +125,12 @@ typedef struct lsl_sock {
  * switches green threads under Lua saves and restores it. */
 lua_State *lsl_top(void);
 void lsl_set_top(lua_State *co);
+/* Lua code running as L on a green thread that was switched away from
+ * (a park in place, or a thread run at once that came back) goes on: the
+ * loop thread being run becomes me again, and on LuaJIT the VM's own
+ * idea of the running coroutine becomes L.  Called before anything
+ * returns or raises into L's Lua code. */
+void lsl_unpark(lua_State *L, lua_State *me);
 int lsl_can_yield(lua_State *L, lsl_loop *lp);
 int lsl_yield_op(lua_State *L);
 void lsl_resume(lsl_loop *lp, lua_State *co, int nargs);

@@ -156,7 +156,6 @@ static void resume_ready(lsl_loop *lp, int64_t me)
     }
 }
 
-#if !defined(LSL_LUAJIT)
 /* The green thread that resumes ready coroutines, one after the other,
  * for as long as there are any: one per batch, not one per resume.  If a
  * coroutine it resumes parks in place, another takes over (lsl_park). */
@@ -189,40 +188,12 @@ static void start_resumer(lsl_loop *lp)
     }
     lp->ready_tail = &lp->ready;
 }
-#else
-/* LuaJIT runs Lua on the loop's own stack only: a timer of the loop
- * resumes the coroutines after its poll. */
-static void drain_done(net_op *op)
-{
-    lsl_loop *lp = op->udata;
-    lp->draining = 0;
-    lp->resumer = -1; /* marks the loop's stack as the resumer */
-    resume_ready(lp, -1);
-    lp->resumer = 0;
-}
-
-static void start_resumer(lsl_loop *lp)
-{
-    net_op *op = &lp->drain;
-    if (lp->draining) return;
-    *op = (net_op){.kind = NET_OP_SLEEP,
-                   .deadline = gt_now(),
-                   .idle = -1,
-                   .done = drain_done,
-                   .udata = lp};
-    lp->draining = net_op_start(op) == 0;
-}
-#endif
 
 void lsl_park(lsl_loop *lp)
 {
-#if !defined(LSL_LUAJIT)
     if (lp->resumer != gt_self()) return;
     lp->resumer = 0;
     if (lp->ready) start_resumer(lp);
-#else
-    (void)lp;
-#endif
 }
 
 static void enqueue(lsl_op *o)
@@ -274,9 +245,10 @@ static int run_op(lua_State *L, lsl_op *o, int anchor)
     }
     if (op->deadline == 0 || (LSL_CAN_PARK && gt_self())) {
         lua_State *me = lsl_top();
-        if (op->deadline != 0) lsl_park(lp);
+        int parks = op->deadline != 0;
+        if (parks) lsl_park(lp);
         net_op_run(op);
-        lsl_set_top(me);
+        if (parks) lsl_unpark(L, me);
         return push_results(L, o);
     }
     release(L, o);
@@ -502,7 +474,7 @@ static int m_connect(lua_State *L)
         lua_State *me = lsl_top();
         lsl_park(a->lp);
         o->op.rc = do_connect(o);
-        lsl_set_top(me);
+        lsl_unpark(L, me);
         return push_results(L, o);
     }
     a->kind = kind;

@@ -1,6 +1,7 @@
 -- Echo server on the Lua module, for the echo benchmark:
 --   LUA_PATH='build/lua/5.4/?.lua;;' LUA_CPATH='build/lua/5.4/?.so;;' \
 --   lua5.4 tools/echo.lua PORT          (PORT 0 picks a free one)
+-- or the same with build/lua/jit/ and luajit (the socketloop-luajit row).
 local loop = require'socketloop'
 local port = tonumber(arg[1] or 0)
 local server = loop.newserver('127.0.0.1', port, function(c)

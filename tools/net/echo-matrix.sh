@@ -2,8 +2,8 @@
 # The echo benchmark matrix: socketloop-echo against a hand-written epoll
 # echo server (echo-epoll-ref, the floor) and a libuv one (echo-libuv-ref),
 # and the Lua module's echo server (socketloop-lua: tools/echo.lua on
-# lua5.4) against luv's (luv-ref: tools/echo-luv.lua on lua5.4), all
-# measured in the same run.
+# lua5.4; socketloop-luajit: the same script on luajit) against luv's
+# (luv-ref: tools/echo-luv.lua on lua5.4), all measured in the same run.
 #
 #   tools/net/echo-matrix.sh [--json] [BUILD_DIR]      (default BUILD_DIR: build)
 #
@@ -29,7 +29,8 @@
 # Needs taskset (util-linux) and two CPUs; it installs nothing.  Without
 # libuv (Debian: libuv1-dev) echo-libuv-ref is not built and its rows are
 # left out; likewise the Lua rows without lua5.4, the built Lua module, or
-# luv (Debian: lua-luv).  Every process it starts is stopped on exit.
+# luv (Debian: lua-luv), and the LuaJIT row without luajit or its
+# module.  Every process it starts is stopped on exit.
 set -u
 
 usage() { sed -n '2,/^set -u/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit "${1:-0}"; }
@@ -78,6 +79,12 @@ if command -v lua5.4 >/dev/null && [ -f "$build/lua/5.4/socketloop/core.so" ] &&
 else
     say "note: lua5.4, the Lua module (build/lua/5.4) or luv (Debian: lua-luv) is missing: the Lua rows are left out"
 fi
+jit_env=(env "LUA_PATH=$build/lua/jit/?.lua;;" "LUA_CPATH=$build/lua/jit/?.so;;")
+if command -v luajit >/dev/null && [ -f "$build/lua/jit/socketloop/core.so" ]; then
+    servers+=(socketloop-luajit)
+else
+    say "note: luajit or the Lua module (build/lua/jit) is missing: the socketloop-luajit rows are left out"
+fi
 if [ -n "${SERVERS:-}" ]; then # a chosen few, the reference always among them
     chosen=(echo-epoll-ref)
     for s in "${servers[@]}"; do
@@ -125,6 +132,7 @@ start_server() { # name: starts it on CPU 0 with a free port
     local cmd
     case $1 in
     socketloop-lua) cmd=("${lua_env[@]}" lua5.4 "$root/tools/echo.lua" 0) ;;
+    socketloop-luajit) cmd=("${jit_env[@]}" luajit "$root/tools/echo.lua" 0) ;;
     luv-ref) cmd=(lua5.4 "$root/tools/echo-luv.lua" 0) ;;
     *) cmd=("$bin/$1" -p 0) ;;
     esac

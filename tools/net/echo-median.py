@@ -45,6 +45,17 @@ def main():
     for (s, n), d in sorted(cells.items(), key=lambda kv: (kv[0][1], kv[0][0])):
         print(f'{s:16} {n:>6}  {fmt(d["rate"], i0):24} {fmt(d["rate_x"], f2):18} '
               f'{fmt(d["cpu_us_per_rt"], f3):24} {fmt(d["cpu_x"], f2):18} {fmt(d["peak_rss_kb"], i0):22}')
+    # The Lua servers' CPU per round trip against luv's, run by run.
+    for s in ('socketloop-lua', 'socketloop-luajit'):
+        for n in sorted({c['conns'] for run in runs for c in run['cells']}):
+            v = []
+            for run in runs:
+                by = {c['server']: c for c in run['cells'] if c['conns'] == n}
+                a, b = by.get(s), by.get('luv-ref')
+                if a and b and a['cpu_us_per_rt'] and b['cpu_us_per_rt']:
+                    v.append(a['cpu_us_per_rt'] / b['cpu_us_per_rt'])
+            if v:
+                print(f'cpu us/rt vs luv-ref: {s:18} N={n:<6} {fmt(v, f2)} x')
     for s in sorted({c["server"] for c in runs[0]['idle']}):
         v = [c['rss_bytes_per_conn'] for run in runs for c in run['idle']
              if c['server'] == s and c['rss_bytes_per_conn'] is not None]
