@@ -83,6 +83,9 @@ static int reserve(net_buf *b, size_t extra)
  * -EAGAIN, or an error. */
 static ssize_t fill(net_sock *s, const net_op *op)
 {
+    /* A socket known to be empty is not read (see net__read): asked
+     * first, so that the step of an op that will wait takes no buffer. */
+    if (net__dry(s, 0, op)) return -EAGAIN;
     if (rbuf_get(s) < 0) return -ENOMEM;
     s->rpos = 0;
     ssize_t r = net__read(s, s->rbuf, s->rcap, op);
