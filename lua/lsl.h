@@ -73,9 +73,9 @@ enum {
     LSL_UCONNECT
 };
 
-/* A socket call in progress. */
+/* A socket call in progress.  What every call touches comes first and
+ * sits next to the net layer's operation; the connect-only fields last. */
 struct lsl_op {
-    net_op op;          /* the net layer's operation */
     struct lsl_sock *a; /* the socket */
     lua_State *co;      /* the coroutine that yielded in it, or NULL */
     lsl_op *next;       /* in the loop's ready queue */
@@ -87,6 +87,7 @@ struct lsl_op {
     size_t first;       /* send: index of its first byte, 0-based */
     size_t start;       /* receive: length of the prefix */
     net_buf buf;        /* receive: the prefix and what came since */
+    net_op op;          /* the net layer's operation */
     char *host, *lhost; /* connect: copies of the addresses */
     int port, lport;    /* connect: ports */
     void *addr;         /* Unix-domain connect: its address (malloc) */
