@@ -30,10 +30,11 @@ struct gt_chan {
 };
 
 typedef struct clause {
-    gt__list link;  /* in senders or recvers */
-    gt__thread *t;  /* the parked thread */
-    gt_chan_op *op; /* its operation */
-    int index;      /* its position in the choose */
+    gt__list link; /* in senders or recvers */
+    gt__thread *t; /* the parked thread */
+    void *elem;    /* its element, or its buffer */
+    int index;     /* its position in the choose; 0 for a single operation */
+    int result;    /* set when completed: 0, or -EPIPE if closed */
 } clause;
 
 int gt_chan_make(gt_chan **out, size_t elem_size, size_t capacity)
@@ -65,10 +66,11 @@ static clause *take_waiter(gt__list *l)
     return NULL;
 }
 
-static void complete(clause *c, int result)
+/* Readies the thread of c, which take_waiter found parked. */
+static void complete(gt__sched *S, clause *c, int result)
 {
-    c->op->result = result;
-    gt__wake(c->t, c->index);
+    c->result = result;
+    gt__ready(S, c->t, c->index);
 }
 
 /* Most elements are a pointer or an integer; copy those inline. */
@@ -87,40 +89,44 @@ static char *slot(gt_chan *ch, size_t i)
     return ch->buf + ((ch->head + i) % ch->cap) * ch->elem_size;
 }
 
-/* Performs op now if it can; returns 1 if done (op->result set). */
-/* Inlined into each single operation, so its other branch goes. */
-static inline __attribute__((always_inline)) int try_op(gt_chan_op *op)
+/* Performs a send or receive now if it can: returns 1 if done, with
+ * *result set.  Inlined into each single operation, so its other branch
+ * goes.  A waiter is readied before its element is copied (its thread
+ * runs only later), so that the copy, which may call memcpy, comes last
+ * and nothing needs to stay in a register across that call. */
+static inline __attribute__((always_inline)) int
+try_op(gt__sched *S, gt_chan *ch, int op, void *elem, int *result)
 {
-    gt_chan *ch = op->ch;
     clause *c;
-    op->result = 0;
-    if (op->op == GT_SEND) {
+    size_t n = ch->elem_size;
+    *result = 0;
+    if (op == GT_SEND) {
         if (ch->closed) {
-            op->result = -EPIPE;
+            *result = -EPIPE;
         } else if ((c = take_waiter(&ch->recvers))) {
-            copy(c->op->elem, op->elem, ch->elem_size);
-            complete(c, 0);
+            complete(S, c, 0);
+            copy(c->elem, elem, n);
         } else if (ch->count < ch->cap) {
-            copy(slot(ch, ch->count++), op->elem, ch->elem_size);
+            copy(slot(ch, ch->count++), elem, n);
         } else {
             return 0;
         }
         return 1;
     }
     if (ch->count) {
-        copy(op->elem, slot(ch, 0), ch->elem_size);
+        copy(elem, slot(ch, 0), n);
         ch->head = (ch->head + 1) % ch->cap;
         ch->count--;
         /* A freed slot lets the oldest parked sender complete. */
         if ((c = take_waiter(&ch->senders))) {
-            copy(slot(ch, ch->count++), c->op->elem, ch->elem_size);
-            complete(c, 0);
+            complete(S, c, 0);
+            copy(slot(ch, ch->count++), c->elem, n);
         }
     } else if ((c = take_waiter(&ch->senders))) {
-        copy(op->elem, c->op->elem, ch->elem_size);
-        complete(c, 0);
+        complete(S, c, 0);
+        copy(elem, c->elem, n);
     } else if (ch->closed) {
-        op->result = -EPIPE;
+        *result = -EPIPE;
     } else {
         return 0;
     }
@@ -140,35 +146,55 @@ int gt_choose(gt_chan_op *ops, int n, int64_t deadline)
     for (int i = 0; i < n; i++)
         if (gt__alien(ops[i].ch->owner)) return GT_EOWNER;
     for (int i = 0; i < n; i++)
-        if (try_op(&ops[i])) return i;
+        if (try_op(S, ops[i].ch, ops[i].op, ops[i].elem, &ops[i].result))
+            return i;
 
     clause cl[GT__CHOOSE_MAX];
     for (int i = 0; i < n; i++) {
-        cl[i] = (clause){{NULL, NULL}, me, &ops[i], i};
+        cl[i] = (clause){{NULL, NULL}, me, ops[i].elem, i, 0};
         gt__list_push(ops[i].op == GT_SEND ? &ops[i].ch->senders
                                            : &ops[i].ch->recvers,
                       &cl[i].link);
     }
     int rc = gt__park(deadline, "choose", ops[0].ch);
     for (int i = 0; i < n; i++) gt__list_remove(&cl[i].link);
+    if (rc >= 0) ops[rc].result = cl[rc].result;
     return rc;
+}
+
+/* The half of a single send or receive that parks: out of line, so that
+ * the half that completes at once needs no stack frame of its own. */
+__attribute__((noinline)) static int wait_op(gt__sched *S, gt_chan *ch, int op,
+                                             void *elem, int64_t deadline)
+{
+    gt__thread *me = S->current;
+    if (me->cancelled) return -ECANCELED;
+    if (deadline == 0) return -ETIMEDOUT;
+    clause c = {{NULL, NULL}, me, elem, 0, 0};
+    gt__list_push(op == GT_SEND ? &ch->senders : &ch->recvers, &c.link);
+    int rc = gt__park_to(S, me, NULL, deadline,
+                         op == GT_SEND ? "chan send" : "chan recv", ch);
+    /* Whoever completed the clause took it off the list; a deadline or a
+     * cancel leaves it there, or (once the thread is no longer parked)
+     * lets the next taker drop it, which leaves it pointing at itself. */
+    if (rc < 0) {
+        gt__list_remove(&c.link);
+        return rc;
+    }
+    return c.result;
 }
 
 /* gt_choose of one operation, without its loops. */
 static inline __attribute__((always_inline)) int
 one_op(gt_chan *ch, int op, void *elem, int64_t deadline)
 {
-    gt__thread *me = gt__peek()->current;
+    gt__sched *S = &gt__S;
+    int result;
     if (!ch || !elem) return -EINVAL;
     if (gt__alien(ch->owner)) return GT_EOWNER;
-    if (!me) return -EPERM;
-    gt_chan_op o = {ch, op, elem, 0};
-    if (try_op(&o)) return o.result;
-    clause c = {{NULL, NULL}, me, &o, 0};
-    gt__list_push(op == GT_SEND ? &ch->senders : &ch->recvers, &c.link);
-    int rc = gt__park(deadline, op == GT_SEND ? "chan send" : "chan recv", ch);
-    gt__list_remove(&c.link);
-    return rc < 0 ? rc : o.result;
+    if (!S->current) return -EPERM;
+    if (try_op(S, ch, op, elem, &result)) return result;
+    return wait_op(S, ch, op, elem, deadline);
 }
 
 int gt_chan_send(gt_chan *ch, const void *elem, int64_t deadline)
@@ -187,8 +213,8 @@ int gt_chan_close(gt_chan *ch)
     if (gt__alien(ch->owner)) return GT_EOWNER;
     ch->closed = 1;
     clause *c;
-    while ((c = take_waiter(&ch->senders))) complete(c, -EPIPE);
-    while ((c = take_waiter(&ch->recvers))) complete(c, -EPIPE);
+    while ((c = take_waiter(&ch->senders))) complete(&gt__S, c, -EPIPE);
+    while ((c = take_waiter(&ch->recvers))) complete(&gt__S, c, -EPIPE);
     return 0;
 }
 

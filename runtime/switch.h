@@ -107,14 +107,24 @@ static inline void gt__unqueue(gt__sched *S, gt__thread *t)
     gt__list_remove(&t->runq);
 }
 
-/* Parks and resumes `to` directly (NULL: as gt__park); no checks. */
-static inline int gt__park_to(gt__thread *to, int64_t deadline,
-                              const char *what, const void *obj)
+/* Makes the parked thread t ready with result rc. */
+static inline void gt__ready(gt__sched *S, gt__thread *t, int rc)
 {
-    gt__sched *S = &gt__S;
-    gt__thread *me = S->current;
+    gt__untime(S, t); /* a parked thread is in no run queue */
+    t->state = GT__READY;
+    t->wake_rc = rc;
+    gt__list_push(&S->runq, &t->runq);
+}
+
+/* Parks the running thread `me` and resumes `to` directly (NULL: the next
+ * ready thread or the loop); no checks.  Whoever makes a parked thread
+ * ready sets its wake_rc, and wait_what and wait_obj are read only while
+ * it is parked, so none of them is written here for after the park. */
+static inline int gt__park_to(gt__sched *S, gt__thread *me, gt__thread *to,
+                              int64_t deadline, const char *what,
+                              const void *obj)
+{
     me->state = GT__PARKED;
-    me->wake_rc = 0;
     me->wait_what = what;
     me->wait_obj = obj;
     if (deadline >= 0) {
@@ -136,8 +146,6 @@ static inline int gt__park_to(gt__thread *to, int64_t deadline,
         gt__list_push(&S->runq, &to->runq);
         gt__switch(S, me, NULL);
     }
-    me->wait_what = NULL;
-    me->wait_obj = NULL;
     return me->wake_rc;
 }
 

@@ -241,7 +241,7 @@ int gt_transfer(int64_t id, void *val, void **out, int64_t deadline)
         return -EBUSY;
     }
     gt__unqueue(S, t);
-    rc = gt__park_to(t, deadline, transfer_what, t);
+    rc = gt__park_to(S, me, t, deadline, transfer_what, t);
     if (rc == 0 && out) *out = me->xfer;
     return rc;
 }
