@@ -22,9 +22,11 @@ typedef struct gt__ctx {
 #endif
 } gt__ctx;
 
-/* gt__ctx_swap saves `from` and resumes `to`; gt__ctx_enter does the
- * same for a `to` that has never run (see switch_x86_64.S for why the
- * two differ).  ThreadSanitizer hears of each switch at the last moment,
+/* gt__ctx_swap saves `from` and resumes `to`; gt__ctx_enter saves `from`
+ * and starts a context `to` that has never run, on the stack lo..hi, in
+ * gt__ctx_start (see switch_x86_64.S for why the two differ).  A new
+ * thread needs no gt__ctx_make before gt__ctx_enter; gt__ctx_make lays
+ * out a context that gt__ctx_swap, or the end of a thread, can resume.  ThreadSanitizer hears of each switch at the last moment,
  * inside the function that makes it, so that its record of entered and
  * left functions stays right for both contexts. */
 #ifdef GT__TSAN
@@ -38,8 +40,10 @@ typedef struct gt__ctx {
 #ifdef GT__UCONTEXT
 void gt__ctx_make(gt__ctx *c, char *lo, const char *hi);
 void gt__ctx_swap(gt__ctx *from, gt__ctx *to);
-static inline void gt__ctx_enter(gt__ctx *from, gt__ctx *to)
+static inline void gt__ctx_enter(gt__ctx *from, gt__ctx *to, char *lo,
+                                 char *hi)
 {
+    gt__ctx_make(to, lo, hi);
     gt__ctx_swap(from, to);
 }
 #else
@@ -86,9 +90,15 @@ static inline void gt__ctx_swap(gt__ctx *from, gt__ctx *to)
     GT__SWITCH_CALL("gt__ctx_swap_sp", save, sp);
 }
 
-static inline void gt__ctx_enter(gt__ctx *from, gt__ctx *to)
+/* gt__ctx_enter_sp starts gt__ctx_start with the stack pointer at the
+ * 16-byte aligned top of the stack, and with the default MXCSR and x87
+ * control word. */
+static inline void gt__ctx_enter(gt__ctx *from, gt__ctx *to, char *lo,
+                                 char *hi)
 {
-    void **save = &from->sp, *sp = to->sp;
+    (void)lo;
+    (void)to; /* only ThreadSanitizer hears of it */
+    void **save = &from->sp, *sp = hi - ((uintptr_t)hi & 15);
     GT__TSAN_SWITCH(to);
     GT__SWITCH_CALL("gt__ctx_enter_sp", save, sp);
 }

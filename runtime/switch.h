@@ -45,7 +45,7 @@ static inline void gt__switch(gt__sched *S, gt__thread *from, gt__thread *to)
     gt__asan_leave(S, &fake, from, to);
 #endif
     if (to && !to->started)
-        gt__ctx_enter(fc, tc);
+        gt__ctx_enter(fc, tc, to->stack_lo, (char *)to);
     else
         gt__ctx_swap(fc, tc);
 #ifdef GT__ASAN
@@ -62,6 +62,9 @@ static inline gt__ctx *gt__switch_last(gt__sched *S, gt__thread *from,
 {
     gt__stack_check(from);
     gt__ctx *tc = gt__enter(S, to);
+    /* A new thread is entered without a saved context (gt__ctx_enter);
+     * the switch code resumes one, so it gets one here. */
+    if (to && !to->started) gt__ctx_make(tc, to->stack_lo, (char *)to);
 #ifdef GT__ASAN
     gt__asan_leave(S, NULL, from, to);
 #endif

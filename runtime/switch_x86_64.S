@@ -54,18 +54,19 @@ restore:
     .cfi_endproc
     .size gt__ctx_swap_sp, .-gt__ctx_swap_sp
 
-/* gt__ctx_enter_sp: saves like gt__ctx_swap_sp, then starts the context
- * gt__ctx_make laid out at %rsi, with its MXCSR and control word, by a
- * jump to where its return address points. */
+/* gt__ctx_enter_sp: saves like gt__ctx_swap_sp, then starts a new
+ * context by a jump to gt__ctx_start, with %rsi (the 16-byte aligned top
+ * of its stack) as the stack pointer and the control words every thread
+ * starts with. */
     .globl gt__ctx_enter_sp
     .hidden gt__ctx_enter_sp
     .type gt__ctx_enter_sp, @function
 gt__ctx_enter_sp:
     .cfi_startproc
     save_context
-    ldmxcsr (%rsi)
-    fldcw 4(%rsi)
-    leaq 24(%rsi), %rsp
+    ldmxcsr initial_csr(%rip)
+    fldcw initial_csr+4(%rip)
+    movq %rsi, %rsp
     jmp gt__ctx_start
     .cfi_endproc
     .size gt__ctx_enter_sp, .-gt__ctx_enter_sp
@@ -98,5 +99,14 @@ gt__ctx_start:
     jmp restore
     .cfi_endproc
     .size gt__ctx_start, .-gt__ctx_start
+
+/* The MXCSR and x87 control word of a new thread: the defaults the ABI
+ * specifies (all exceptions masked, round to nearest, double-extended
+ * precision); gt__ctx_make writes the same. */
+    .section .rodata
+    .balign 8
+initial_csr:
+    .long 0x1F80
+    .short 0x037F
 
     .section .note.GNU-stack,"",@progbits

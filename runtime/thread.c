@@ -90,7 +90,6 @@ static inline int64_t start(gt__sched *S, gt__thread *t, gt_fn *fn, void *arg,
         strncpy(t->name, name, sizeof t->name - 1);
         t->name[sizeof t->name - 1] = 0;
     }
-    gt__ctx_make(&t->ctx, t->stack_lo, (char *)t);
     ids_put(S, t);
     gt__list_push(&S->runq, &t->runq);
     return t->id;
