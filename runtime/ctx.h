@@ -26,9 +26,10 @@ typedef struct gt__ctx {
  * and starts a context `to` that has never run, on the stack lo..hi, in
  * gt__ctx_start (see switch_x86_64.S for why the two differ).  A new
  * thread needs no gt__ctx_make before gt__ctx_enter; gt__ctx_make lays
- * out a context that gt__ctx_swap, or the end of a thread, can resume.  ThreadSanitizer hears of each switch at the last moment,
- * inside the function that makes it, so that its record of entered and
- * left functions stays right for both contexts. */
+ * out a context that gt__ctx_swap, or the end of a thread, can resume.
+ * ThreadSanitizer hears of each switch at the last moment, inside the function
+ * that makes it, so that its record of entered and left functions stays right
+ * for both contexts. */
 #ifdef GT__TSAN
 #include <sanitizer/tsan_interface.h>
 /* Flags 0: the switch orders what came before it before what comes
@@ -40,8 +41,7 @@ typedef struct gt__ctx {
 #ifdef GT__UCONTEXT
 void gt__ctx_make(gt__ctx *c, char *lo, const char *hi);
 void gt__ctx_swap(gt__ctx *from, gt__ctx *to);
-static inline void gt__ctx_enter(gt__ctx *from, gt__ctx *to, char *lo,
-                                 char *hi)
+static inline void gt__ctx_enter(gt__ctx *from, gt__ctx *to, char *lo, char *hi)
 {
     gt__ctx_make(to, lo, hi);
     gt__ctx_swap(from, to);
@@ -68,14 +68,14 @@ static inline void gt__ctx_enter(gt__ctx *from, gt__ctx *to, char *lo,
 #define GT__SWITCH_AVX512
 #endif
 #define GT__SWITCH_CLOBBERS                                                    \
-    GT__SWITCH_AVX512 "rax", "rbx", "rcx", "rdx", "r8", "r9", "r10", "r11", "r12", "r13", "r14", \
-        "r15", "xmm0", "xmm1", "xmm2", "xmm3", "xmm4", "xmm5", "xmm6", "xmm7", \
-        "xmm8", "xmm9", "xmm10", "xmm11", "xmm12", "xmm13", "xmm14", "xmm15",  \
-        "st", "st(1)", "st(2)", "st(3)", "st(4)", "st(5)", "st(6)", "st(7)",   \
-        "memory", "cc"
+    GT__SWITCH_AVX512 "rax", "rbx", "rcx", "rdx", "r8", "r9", "r10", "r11",    \
+        "r12", "r13", "r14", "r15", "xmm0", "xmm1", "xmm2", "xmm3", "xmm4",    \
+        "xmm5", "xmm6", "xmm7", "xmm8", "xmm9", "xmm10", "xmm11", "xmm12",     \
+        "xmm13", "xmm14", "xmm15", "st", "st(1)", "st(2)", "st(3)", "st(4)",   \
+        "st(5)", "st(6)", "st(7)", "memory", "cc"
 #define GT__SWITCH_CALL(fn, save, sp)                                          \
-    __asm__ volatile("leaq -128(%%rsp), %%rsp\n\t"                            \
-                     "call " fn "\n\t"                                        \
+    __asm__ volatile("leaq -128(%%rsp), %%rsp\n\t"                             \
+                     "call " fn "\n\t"                                         \
                      "leaq 128(%%rsp), %%rsp"                                  \
                      : "+D"(save), "+S"(sp)                                    \
                      :                                                         \
@@ -93,8 +93,7 @@ static inline void gt__ctx_swap(gt__ctx *from, gt__ctx *to)
 /* gt__ctx_enter_sp starts gt__ctx_start with the stack pointer at the
  * 16-byte aligned top of the stack, and with the default MXCSR and x87
  * control word. */
-static inline void gt__ctx_enter(gt__ctx *from, gt__ctx *to, char *lo,
-                                 char *hi)
+static inline void gt__ctx_enter(gt__ctx *from, gt__ctx *to, char *lo, char *hi)
 {
     (void)lo;
     (void)to; /* only ThreadSanitizer hears of it */

@@ -110,13 +110,20 @@ static inline void gt__unqueue(gt__sched *S, gt__thread *t)
     gt__list_remove(&t->runq);
 }
 
-/* Makes the parked thread t ready with result rc. */
-static inline void gt__ready(gt__sched *S, gt__thread *t, int rc)
+/* Makes the parked thread t, which has no deadline, ready with result
+ * rc.  (A parked thread is in no run queue.) */
+static inline void gt__ready_untimed(gt__sched *S, gt__thread *t, int rc)
 {
-    gt__untime(S, t); /* a parked thread is in no run queue */
     t->state = GT__READY;
     t->wake_rc = rc;
     gt__list_push(&S->runq, &t->runq);
+}
+
+/* Makes the parked thread t ready with result rc. */
+static inline void gt__ready(gt__sched *S, gt__thread *t, int rc)
+{
+    gt__untime(S, t);
+    gt__ready_untimed(S, t, rc);
 }
 
 /* Parks the running thread `me` and resumes `to` directly (NULL: the next
