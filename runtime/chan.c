@@ -229,6 +229,7 @@ __attribute__((noinline)) static int wait_op(gt__sched *S, gt_chan *ch, int op,
     gt__thread *me = S->current;
     if (me->cancelled) return -ECANCELED;
     if (deadline == 0) return -ETIMEDOUT;
+    S = gt__here(); /* the same pointer, kept in a register */
     clause *c = &me->clause;
     c->t = me;
     c->elem = elem;

@@ -88,7 +88,7 @@ static inline int gt__wake(gt__thread *t, int rc)
  * switches are spent.)  Outside green threads it does nothing. */
 static inline void gt__yield_loop(void)
 {
-    gt__sched *S = &gt__S;
+    gt__sched *S = gt__here();
     gt__thread *me = S->current;
     if (!me) return;
     me->state = GT__READY;
@@ -102,7 +102,7 @@ static inline void gt__yield_loop(void)
  * threads; with deadline 0 it returns -ETIMEDOUT at once. */
 static inline int gt__park(int64_t deadline, const char *what, const void *obj)
 {
-    gt__sched *S = &gt__S;
+    gt__sched *S = gt__here();
     gt__thread *me = S->current;
     if (!me) return -EPERM;
     if (me->cancelled) return -ECANCELED;

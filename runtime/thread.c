@@ -124,11 +124,11 @@ spawn_slow(gt_fn *fn, void *arg, const gt_attr *attr, const char *site)
 int64_t gt_spawn_at(gt_fn *fn, void *arg, const gt_attr *attr, const char *site)
 {
     gt__sched *S = &gt__S;
-    gt__thread *t;
+    gt__pool *p = &S->pool[S->stack_flags];
     if (__builtin_expect(!fn || attr || S->ids_n >= S->ids_cap, 0) ||
-        !(t = gt__stack_warm(&S->pool[S->stack_flags])))
+        !gt__stack_has_warm(p))
         return spawn_slow(fn, arg, attr, site);
-    return start(S, t, fn, arg, site, NULL);
+    return start(S, gt__stack_take_warm(p), fn, arg, site, NULL);
 }
 
 int gt_set_default_stack(size_t stack_size, int flags)
@@ -144,7 +144,7 @@ int gt_set_default_stack(size_t stack_size, int flags)
 /* Every green thread starts here, on its own stack, and ends here. */
 gt__ctx *gt__thread_main(void)
 {
-    gt__sched *S = &gt__S;
+    gt__sched *S = gt__here();
 #ifdef GT__ASAN
     gt__asan_arrived(S, NULL);
 #endif
@@ -195,7 +195,7 @@ static int lookup(gt__sched *S, int64_t id, gt__thread **out)
 /* An unset scheduler has no current thread: no gt__get needed. */
 int gt_join(int64_t id, int64_t deadline)
 {
-    gt__sched *S = &gt__S;
+    gt__sched *S = gt__here();
     gt__thread *me = S->current, *t;
     if (!me) return -EPERM;
     int rc = lookup(S, id, &t);
