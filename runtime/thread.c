@@ -15,12 +15,16 @@ static const char transfer_what[] = "transfer";
 
 /* Ids are issued in sequence, so id & (ids_cap - 1) spreads them evenly
  * over the buckets; each bucket chains its threads through id_next. */
-gt__thread *gt__find(gt__sched *S, int64_t id)
+static gt__thread *find_in(const gt__sched *S, int64_t id)
 {
-    if (!S->ids_cap) return NULL;
     gt__thread *t = S->ids[(size_t)id & (S->ids_cap - 1)];
     while (t && t->id != id) t = t->id_next;
     return t;
+}
+
+gt__thread *gt__find(gt__sched *S, int64_t id)
+{
+    return S->ids_cap ? find_in(S, id) : NULL;
 }
 
 static void ids_put(gt__sched *S, gt__thread *t)
@@ -78,13 +82,13 @@ static inline int64_t start(gt__sched *S, gt__thread *t, gt_fn *fn, void *arg,
     __asan_unpoison_memory_region(t->stack_lo,
                                   (size_t)((char *)t - t->stack_lo));
 #endif
+    t->fn = fn;
+    t->arg = arg;
+    t->site = site;
     t->id = S->next_id++;
     t->state = GT__READY;
     t->cancelled = 0;
     t->started = 0;
-    t->fn = fn;
-    t->arg = arg;
-    t->site = site;
     t->name[0] = 0;
     if (name) {
         strncpy(t->name, name, sizeof t->name - 1);
@@ -184,11 +188,11 @@ int64_t gt_self(void)
 }
 
 /* Looks an id up; -ESRCH for ids never issued, 0 with *out NULL for
- * threads that have ended. */
+ * threads that have ended.  An issued id means the id table exists. */
 static int lookup(gt__sched *S, int64_t id, gt__thread **out)
 {
     if (id <= 0 || id >= S->next_id) return -ESRCH;
-    *out = gt__find(S, id);
+    *out = find_in(S, id);
     return 0;
 }
 
@@ -202,8 +206,10 @@ int gt_join(int64_t id, int64_t deadline)
     if (rc < 0 || !t) return rc;
     if (t == me) return -EDEADLK;
     if (t->joiner) return -EBUSY;
+    if (me->cancelled) return -ECANCELED;
+    if (deadline == 0) return -ETIMEDOUT;
     t->joiner = me;
-    rc = gt__park(deadline, "join", t);
+    rc = gt__park_to(S, me, NULL, deadline, "join", t);
     if (rc < 0) {
         /* Timed out or cancelled: t may have ended meanwhile. */
         t = gt__find(S, id);
