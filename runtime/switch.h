@@ -71,25 +71,33 @@ static inline gt__ctx *gt__switch_last(gt__sched *S, gt__thread *from,
     return tc;
 }
 
+/* Takes the first ready thread off the run queue.  A thread is in a run
+ * queue (runq or later) exactly while it is READY, so its link is only
+ * removed while linked (gt__unqueue) and needs no resetting here. */
 static inline gt__thread *gt__pop_ready(gt__sched *S)
 {
     gt__list *n = S->runq.next;
-    gt__list_remove(n);
+    gt__list_unlink(n);
     return GT__CONTAINER(n, gt__thread, runq);
 }
 
-/* Resumes the next ready thread, or the loop when none is ready or the
- * switch budget is spent. */
+/* The thread to resume after the running one: the next ready thread, or
+ * NULL (the loop) when none is ready or the switch budget is spent. */
+static inline gt__thread *gt__next(gt__sched *S)
+{
+    if (!S->budget || gt__list_empty(&S->runq)) return NULL;
+    S->budget--;
+    return gt__pop_ready(S);
+}
+
+/* Resumes the next ready thread, or the loop, after `me` has queued
+ * itself (a yield): when it is the only one ready, it runs on. */
 static inline void gt__switch_next(gt__sched *S, gt__thread *me)
 {
-    gt__thread *next = NULL;
-    if (S->budget && !gt__list_empty(&S->runq)) {
-        S->budget--;
-        next = gt__pop_ready(S);
-        if (next == me) { /* a yield with nobody else ready */
-            me->state = GT__RUNNING;
-            return;
-        }
+    gt__thread *next = gt__next(S);
+    if (next == me) {
+        me->state = GT__RUNNING;
+        return;
     }
     gt__switch(S, me, next);
 }
@@ -103,11 +111,11 @@ static inline void gt__untime(gt__sched *S, gt__thread *t)
     }
 }
 
-/* Takes t out of the timer heap and the run queue. */
+/* Takes t out of the timer heap and, if it is ready, its run queue. */
 static inline void gt__unqueue(gt__sched *S, gt__thread *t)
 {
     gt__untime(S, t);
-    gt__list_remove(&t->runq);
+    if (t->state == GT__READY) gt__list_remove(&t->runq);
 }
 
 /* Makes the parked thread t, which has no deadline, ready with result
@@ -144,7 +152,7 @@ static inline int gt__park_to(gt__sched *S, gt__thread *me, gt__thread *to,
         me->timed = 1;
     }
     if (!to) {
-        gt__switch_next(S, me);
+        gt__switch(S, me, gt__next(S));
     } else if (S->budget) {
         S->budget--;
         gt__switch(S, me, to);

@@ -162,7 +162,7 @@ gt__ctx *gt__thread_main(void)
      * before the switch below.  Unmapping is not; the loop does that. */
     if (!gt__stack_keep_warm(&S->pool[t->flags], t) && !gt__stack_keep(S, t))
         gt__list_push(&S->zombies, &t->runq);
-    gt__thread *j = t->joiner, *next = NULL;
+    gt__thread *j = t->joiner, *next;
     t->joiner = NULL;
     if (j && j->state == GT__PARKED && S->budget && gt__list_empty(&S->runq)) {
         /* The joiner is all there is to run: hand over directly, as the
@@ -173,10 +173,7 @@ gt__ctx *gt__thread_main(void)
         S->budget--;
     } else {
         if (j) gt__wake(j, 0);
-        if (S->budget && !gt__list_empty(&S->runq)) {
-            S->budget--;
-            next = gt__pop_ready(S);
-        }
+        next = gt__next(S);
     }
     return gt__switch_last(S, t, next);
 }
