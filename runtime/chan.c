@@ -104,6 +104,7 @@ __attribute__((noinline)) static int recv_buffered(gt__sched *S, gt_chan *ch,
                                                    void *elem)
 {
     clause *c;
+    if (!ch->cap) __builtin_unreachable(); /* elements need a buffer */
     copy(elem, slot(ch, 0), ch->elem_size);
     ch->head = (ch->head + 1) % ch->cap;
     ch->count--;
@@ -177,7 +178,10 @@ static inline __attribute__((always_inline)) int
 one_fast(gt__sched *S, gt_chan *ch, int op, void *elem, int64_t deadline)
 {
     gt__list *l = op == GT_SEND ? &ch->recvers : &ch->senders;
-    if (ch->closed || ch->cap) return do_one(S, ch, op, elem, deadline);
+    if (ch->cap) return do_one(S, ch, op, elem, deadline);
+    /* Closing woke every waiter, and nobody parks on a closed channel, so
+     * an unbuffered one has nothing left to hand over. */
+    if (ch->closed) return -EPIPE;
     if (gt__list_empty(l)) return wait_op(S, ch, op, elem, deadline);
     clause *c = GT__CONTAINER(l->next, clause, link);
     if (c->t->state != GT__PARKED || c->t->timed)
