@@ -61,10 +61,11 @@ static clause *take_waiter(gt__list *l)
     return NULL;
 }
 
-/* Readies the thread of c, which take_waiter found parked. */
-static void complete(gt__sched *S, clause *c, int result)
+/* Readies the thread of c, which take_waiter found parked, for a close:
+ * its operation failed.  (A clause's result starts at 0, success.) */
+static void complete_closed(gt__sched *S, clause *c)
 {
-    c->result = result;
+    c->result = -EPIPE;
     gt__ready(S, c->t, c->index);
 }
 
@@ -109,7 +110,7 @@ __attribute__((noinline)) static int recv_buffered(gt__sched *S, gt_chan *ch,
     ch->head = (ch->head + 1) % ch->cap;
     ch->count--;
     if ((c = take_waiter(&ch->senders))) {
-        complete(S, c, 0);
+        gt__ready(S, c->t, c->index);
         copy(slot(ch, ch->count++), c->elem, ch->elem_size);
     }
     return 0;
@@ -121,7 +122,6 @@ __attribute__((noinline)) static int recv_buffered(gt__sched *S, gt_chan *ch,
 static inline int hand_over(gt__sched *S, gt_chan *ch, clause *c, int op,
                             void *elem)
 {
-    c->result = 0;
     gt__ready_untimed(S, c->t, c->index);
     if (op == GT_SEND) return copy(c->elem, elem, ch->elem_size);
     return copy(elem, c->elem, ch->elem_size);
@@ -238,6 +238,7 @@ __attribute__((noinline)) static int wait_op(gt__sched *S, gt_chan *ch, int op,
     c->t = me;
     c->elem = elem;
     c->index = 0;
+    c->result = 0;
     gt__list_push(op == GT_SEND ? &ch->senders : &ch->recvers, &c->link);
     int rc = gt__park_to(S, me, NULL, deadline,
                          op == GT_SEND ? "chan send" : "chan recv", ch);
@@ -278,8 +279,8 @@ int gt_chan_close(gt_chan *ch)
     if (gt__alien(ch->owner)) return GT_EOWNER;
     ch->closed = 1;
     clause *c;
-    while ((c = take_waiter(&ch->senders))) complete(&gt__S, c, -EPIPE);
-    while ((c = take_waiter(&ch->recvers))) complete(&gt__S, c, -EPIPE);
+    while ((c = take_waiter(&ch->senders))) complete_closed(&gt__S, c);
+    while ((c = take_waiter(&ch->recvers))) complete_closed(&gt__S, c);
     return 0;
 }
 

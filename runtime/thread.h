@@ -20,7 +20,7 @@ typedef struct gt__clause {
     struct gt__thread *t; /* the parked thread */
     void *elem;           /* its element, or its buffer */
     int index;            /* its position in the choose; 0 for one op */
-    int result;           /* set when completed: 0, or -EPIPE if closed */
+    int result;           /* 0, or -EPIPE once closed on while waiting */
 } gt__clause;
 
 /* A green thread.  It lives at the top of its own stack mapping, so a
