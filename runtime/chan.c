@@ -1,16 +1,17 @@
-/* Channels.  A parked sender or receiver is a clause on its own stack,
- * linked into the channel's wait list; whoever completes the operation
- * unlinks the clause, copies the element and wakes the thread with the
- * clause's index.  A clause whose thread was already woken (deadline,
- * cancel, another clause of the same choose) is stale and skipped. */
+/* Channels.  A parked sender or receiver is a clause (gt__clause, in its
+ * control block or, for gt_choose, on its stack), linked into the
+ * channel's wait list; whoever completes the operation unlinks the
+ * clause, copies the element and wakes the thread with the clause's
+ * index.  A clause whose thread was already woken (deadline, cancel,
+ * another clause of the same choose) is stale and skipped. */
 #include "park.h"
 
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
-/* Waiters are linked from their own stack frames on purpose: they are
- * unlinked before those frames return.  GCC 12 at -O3 warns about it. */
+/* gt_choose links waiters from its own stack frame on purpose: they are
+ * unlinked before that frame returns.  GCC 12 at -O3 warns about it. */
 #if defined(__GNUC__) && __GNUC__ >= 12 && !defined(__clang__)
 #pragma GCC diagnostic ignored "-Wdangling-pointer"
 #endif
@@ -29,12 +30,7 @@ struct gt_chan {
     char buf[];       /* cap * elem_size bytes */
 };
 
-typedef struct clause {
-    gt__list link;  /* in senders or recvers */
-    gt__thread *t;  /* the parked thread */
-    gt_chan_op *op; /* its operation */
-    int index;      /* its position in the choose */
-} clause;
+typedef gt__clause clause;
 
 int gt_chan_make(gt_chan **out, size_t elem_size, size_t capacity)
 {
@@ -65,21 +61,36 @@ static clause *take_waiter(gt__list *l)
     return NULL;
 }
 
-static void complete(clause *c, int result)
+/* Readies the thread of c, which take_waiter found parked, for a close:
+ * its operation failed.  (A clause's result starts at 0, success.) */
+static void complete_closed(gt__sched *S, clause *c)
 {
-    c->op->result = result;
-    gt__wake(c->t, c->index);
+    c->result = -EPIPE;
+    gt__ready(S, c->t, c->index);
 }
 
-/* Most elements are a pointer or an integer; copy those inline. */
-static void copy(void *dst, const void *src, size_t n)
+/* Copies an element of another size; returns 0, so that a fast path
+ * that copies last can end in a jump here (see one_op). */
+__attribute__((noinline)) static int copy_any(void *dst, const void *src,
+                                              size_t n)
 {
-    if (n == sizeof(void *))
+    memcpy(dst, src, n);
+    return 0;
+}
+
+/* Copies an element and returns 0.  Most elements are a pointer or an
+ * integer; those are copied inline. */
+static inline int copy(void *dst, const void *src, size_t n)
+{
+    if (n == sizeof(void *)) {
         memcpy(dst, src, sizeof(void *));
-    else if (n == sizeof(int))
+        return 0;
+    }
+    if (n == sizeof(int)) {
         memcpy(dst, src, sizeof(int));
-    else
-        memcpy(dst, src, n);
+        return 0;
+    }
+    return copy_any(dst, src, n);
 }
 
 static char *slot(gt_chan *ch, size_t i)
@@ -87,44 +98,96 @@ static char *slot(gt_chan *ch, size_t i)
     return ch->buf + ((ch->head + i) % ch->cap) * ch->elem_size;
 }
 
-/* Performs op now if it can; returns 1 if done (op->result set). */
-/* Inlined into each single operation, so its other branch goes. */
-static inline __attribute__((always_inline)) int try_op(gt_chan_op *op)
+/* A receive from a channel holding elements: it copies out, then lets
+ * the oldest parked sender fill the freed slot; returns 0.  Out of line,
+ * with the other cases that call a function before their last step. */
+__attribute__((noinline)) static int recv_buffered(gt__sched *S, gt_chan *ch,
+                                                   void *elem)
 {
-    gt_chan *ch = op->ch;
     clause *c;
-    op->result = 0;
-    if (op->op == GT_SEND) {
-        if (ch->closed) {
-            op->result = -EPIPE;
-        } else if ((c = take_waiter(&ch->recvers))) {
-            copy(c->op->elem, op->elem, ch->elem_size);
-            complete(c, 0);
-        } else if (ch->count < ch->cap) {
-            copy(slot(ch, ch->count++), op->elem, ch->elem_size);
-        } else {
-            return 0;
-        }
-        return 1;
+    if (!ch->cap) __builtin_unreachable(); /* elements need a buffer */
+    copy(elem, slot(ch, 0), ch->elem_size);
+    ch->head = (ch->head + 1) % ch->cap;
+    ch->count--;
+    if ((c = take_waiter(&ch->senders))) {
+        gt__ready(S, c->t, c->index);
+        copy(slot(ch, ch->count++), c->elem, ch->elem_size);
     }
-    if (ch->count) {
-        copy(op->elem, slot(ch, 0), ch->elem_size);
-        ch->head = (ch->head + 1) % ch->cap;
-        ch->count--;
-        /* A freed slot lets the oldest parked sender complete. */
-        if ((c = take_waiter(&ch->senders))) {
-            copy(slot(ch, ch->count++), c->op->elem, ch->elem_size);
-            complete(c, 0);
-        }
-    } else if ((c = take_waiter(&ch->senders))) {
-        copy(op->elem, c->op->elem, ch->elem_size);
-        complete(c, 0);
-    } else if (ch->closed) {
-        op->result = -EPIPE;
-    } else {
-        return 0;
+    return 0;
+}
+
+/* Completes c, which take_waiter found parked, and copies the element:
+ * from elem into the waiter's buffer for a send, from the waiter's
+ * element into elem for a receive.  Returns 0. */
+static inline int hand_over(gt__sched *S, gt_chan *ch, clause *c, int op,
+                            void *elem)
+{
+    gt__ready_untimed(S, c->t, c->index);
+    if (op == GT_SEND) return copy(c->elem, elem, ch->elem_size);
+    return copy(elem, c->elem, ch->elem_size);
+}
+
+/* hand_over for a waiter with a deadline, whose timer leaves the heap
+ * first. */
+__attribute__((noinline)) static int
+hand_over_timed(gt__sched *S, gt_chan *ch, clause *c, int op, void *elem)
+{
+    gt__untime(S, c->t);
+    return hand_over(S, ch, c, op, elem);
+}
+
+static int wait_op(gt__sched *S, gt_chan *ch, int op, void *elem,
+                   int64_t deadline);
+
+/* Performs a send or receive now if it can and returns its result (0,
+ * or -EPIPE if the channel is closed); otherwise parks in it until the
+ * deadline if `wait`, or returns 1.  Every case ends in its last call, or
+ * in a return, so that a single operation keeps nothing in a register
+ * across a call; a waiter is readied before its element is copied (its
+ * thread runs only later) for that. */
+static inline __attribute__((always_inline)) int
+do_op(gt__sched *S, gt_chan *ch, int op, void *elem, int wait, int64_t deadline)
+{
+    clause *c;
+    if (op == GT_SEND && ch->closed) return -EPIPE;
+    if (op == GT_RECV && ch->count) return recv_buffered(S, ch, elem);
+    if ((c = take_waiter(op == GT_SEND ? &ch->recvers : &ch->senders))) {
+        if (__builtin_expect(c->t->timed, 0))
+            return hand_over_timed(S, ch, c, op, elem);
+        return hand_over(S, ch, c, op, elem);
     }
-    return 1;
+    if (op == GT_SEND && ch->count < ch->cap)
+        return copy(slot(ch, ch->count++), elem, ch->elem_size);
+    if (op == GT_RECV && ch->closed) return -EPIPE;
+    return wait ? wait_op(S, ch, op, elem, deadline) : 1;
+}
+
+/* do_op for a single operation, out of line. */
+__attribute__((noinline)) static int do_one(gt__sched *S, gt_chan *ch, int op,
+                                            void *elem, int64_t deadline)
+{
+    return do_op(S, ch, op, elem, 1, deadline);
+}
+
+/* The two cases of a single operation that matter most for speed, with
+ * everything else left to do_one: an unbuffered channel with a waiter
+ * on the other side that has no deadline (a hand-over), and one with
+ * nobody waiting (a park).  Skipping stale clauses takes a loop, whose
+ * registers would give this a stack frame. */
+static inline __attribute__((always_inline)) int
+one_fast(gt__sched *S, gt_chan *ch, int op, void *elem, int64_t deadline)
+{
+    gt__list *l = op == GT_SEND ? &ch->recvers : &ch->senders;
+    if (ch->cap) return do_one(S, ch, op, elem, deadline);
+    /* Closing woke every waiter, and nobody parks on a closed channel, so
+     * an unbuffered one has nothing left to hand over. */
+    if (ch->closed) return -EPIPE;
+    if (gt__list_empty(l)) return wait_op(S, ch, op, elem, deadline);
+    clause *c = GT__CONTAINER(l->next, clause, link);
+    if (c->t->state != GT__PARKED || c->t->timed)
+        return do_one(S, ch, op, elem, deadline);
+    gt__list_remove(&c->link);
+    return hand_over(S, ch, c, op, elem);
 }
 
 int gt_choose(gt_chan_op *ops, int n, int64_t deadline)
@@ -139,36 +202,65 @@ int gt_choose(gt_chan_op *ops, int n, int64_t deadline)
             return -EINVAL;
     for (int i = 0; i < n; i++)
         if (gt__alien(ops[i].ch->owner)) return GT_EOWNER;
-    for (int i = 0; i < n; i++)
-        if (try_op(&ops[i])) return i;
+    for (int i = 0; i < n; i++) {
+        int rc = do_op(S, ops[i].ch, ops[i].op, ops[i].elem, 0, 0);
+        if (rc <= 0) {
+            ops[i].result = rc;
+            return i;
+        }
+    }
 
     clause cl[GT__CHOOSE_MAX];
     for (int i = 0; i < n; i++) {
-        cl[i] = (clause){{NULL, NULL}, me, &ops[i], i};
+        cl[i] = (clause){{NULL, NULL}, me, ops[i].elem, i, 0};
         gt__list_push(ops[i].op == GT_SEND ? &ops[i].ch->senders
                                            : &ops[i].ch->recvers,
                       &cl[i].link);
     }
     int rc = gt__park(deadline, "choose", ops[0].ch);
     for (int i = 0; i < n; i++) gt__list_remove(&cl[i].link);
+    if (rc >= 0) ops[rc].result = cl[rc].result;
     return rc;
+}
+
+/* The half of a single send or receive that parks: out of line, so that
+ * the half that completes at once needs no stack frame of its own.  The
+ * clause is the one in the control block, so no stack object is linked
+ * into the channel (and none needs a stack-protector canary). */
+__attribute__((noinline)) static int wait_op(gt__sched *S, gt_chan *ch, int op,
+                                             void *elem, int64_t deadline)
+{
+    gt__thread *me = S->current;
+    if (me->cancelled) return -ECANCELED;
+    if (deadline == 0) return -ETIMEDOUT;
+    S = gt__here(); /* the same pointer, kept in a register */
+    clause *c = &me->clause;
+    c->t = me;
+    c->elem = elem;
+    c->index = 0;
+    c->result = 0;
+    gt__list_push(op == GT_SEND ? &ch->senders : &ch->recvers, &c->link);
+    int rc = gt__park_to(S, me, NULL, deadline,
+                         op == GT_SEND ? "chan send" : "chan recv", ch);
+    /* Whoever completed the clause took it off the list; a deadline or a
+     * cancel leaves it there, or (once the thread is no longer parked)
+     * lets the next taker drop it, which leaves it pointing at itself. */
+    if (rc < 0) {
+        gt__list_remove(&c->link);
+        return rc;
+    }
+    return c->result;
 }
 
 /* gt_choose of one operation, without its loops. */
 static inline __attribute__((always_inline)) int
 one_op(gt_chan *ch, int op, void *elem, int64_t deadline)
 {
-    gt__thread *me = gt__peek()->current;
+    gt__sched *S = &gt__S;
     if (!ch || !elem) return -EINVAL;
     if (gt__alien(ch->owner)) return GT_EOWNER;
-    if (!me) return -EPERM;
-    gt_chan_op o = {ch, op, elem, 0};
-    if (try_op(&o)) return o.result;
-    clause c = {{NULL, NULL}, me, &o, 0};
-    gt__list_push(op == GT_SEND ? &ch->senders : &ch->recvers, &c.link);
-    int rc = gt__park(deadline, op == GT_SEND ? "chan send" : "chan recv", ch);
-    gt__list_remove(&c.link);
-    return rc < 0 ? rc : o.result;
+    if (!S->current) return -EPERM;
+    return one_fast(S, ch, op, elem, deadline);
 }
 
 int gt_chan_send(gt_chan *ch, const void *elem, int64_t deadline)
@@ -187,8 +279,8 @@ int gt_chan_close(gt_chan *ch)
     if (gt__alien(ch->owner)) return GT_EOWNER;
     ch->closed = 1;
     clause *c;
-    while ((c = take_waiter(&ch->senders))) complete(c, -EPIPE);
-    while ((c = take_waiter(&ch->recvers))) complete(c, -EPIPE);
+    while ((c = take_waiter(&ch->senders))) complete_closed(&gt__S, c);
+    while ((c = take_waiter(&ch->recvers))) complete_closed(&gt__S, c);
     return 0;
 }
 

@@ -45,5 +45,12 @@ static inline void gt__list_remove(gt__list *n)
     n->next->prev = n->prev;
     n->next = n->prev = n;
 }
+/* gt__list_remove for a node that will be pushed again, or removed only
+ * while linked: it is left pointing at its old neighbours. */
+static inline void gt__list_unlink(gt__list *n)
+{
+    n->prev->next = n->next;
+    n->next->prev = n->prev;
+}
 
 #endif

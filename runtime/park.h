@@ -77,11 +77,7 @@ static inline int gt__alien(uint64_t owner)
 static inline int gt__wake(gt__thread *t, int rc)
 {
     if (t->state != GT__PARKED) return 0;
-    gt__sched *S = &gt__S;
-    gt__untime(S, t); /* a parked thread is in no run queue */
-    t->state = GT__READY;
-    t->wake_rc = rc;
-    gt__list_push(&S->runq, &t->runq);
+    gt__ready(&gt__S, t, rc);
     return 1;
 }
 
@@ -92,7 +88,7 @@ static inline int gt__wake(gt__thread *t, int rc)
  * switches are spent.)  Outside green threads it does nothing. */
 static inline void gt__yield_loop(void)
 {
-    gt__sched *S = &gt__S;
+    gt__sched *S = gt__here();
     gt__thread *me = S->current;
     if (!me) return;
     me->state = GT__READY;
@@ -106,11 +102,12 @@ static inline void gt__yield_loop(void)
  * threads; with deadline 0 it returns -ETIMEDOUT at once. */
 static inline int gt__park(int64_t deadline, const char *what, const void *obj)
 {
-    gt__thread *me = gt__S.current;
+    gt__sched *S = gt__here();
+    gt__thread *me = S->current;
     if (!me) return -EPERM;
     if (me->cancelled) return -ECANCELED;
     if (deadline == 0) return -ETIMEDOUT;
-    return gt__park_to(NULL, deadline, what, obj);
+    return gt__park_to(S, me, NULL, deadline, what, obj);
 }
 
 #endif

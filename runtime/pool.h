@@ -46,13 +46,21 @@ typedef struct gt__pool {
     size_t want;     /* warm stacks, in use or pooled, to keep */
 } gt__pool;
 
-/* Fast path of gt__stack_get: the newest pooled stack, while it is warm
- * and above the period's low-water mark (gt__stack_get moves the mark). */
-static inline gt__thread *gt__stack_warm(gt__pool *p)
+/* Fast path of gt__stack_get: whether the newest pooled stack is warm
+ * and above the period's low-water mark (gt__stack_get moves the mark),
+ * and taking it. */
+static inline int gt__stack_has_warm(const gt__pool *p)
 {
-    if (p->n == p->low) return NULL;
+    return p->n != p->low;
+}
+static inline gt__thread *gt__stack_take_warm(gt__pool *p)
+{
     char *map = p->v[--p->n].map;
     return (gt__thread *)(void *)(map + p->map_size - GT__TCB_SIZE);
+}
+static inline gt__thread *gt__stack_warm(gt__pool *p)
+{
+    return gt__stack_has_warm(p) ? gt__stack_take_warm(p) : NULL;
 }
 
 /* Fast path of gt__stack_keep: pools a stack while the array has room. */

@@ -45,7 +45,7 @@ static inline void gt__switch(gt__sched *S, gt__thread *from, gt__thread *to)
     gt__asan_leave(S, &fake, from, to);
 #endif
     if (to && !to->started)
-        gt__ctx_enter(fc, tc);
+        gt__ctx_enter(fc, tc, to->stack_lo, (char *)to);
     else
         gt__ctx_swap(fc, tc);
 #ifdef GT__ASAN
@@ -62,31 +62,42 @@ static inline gt__ctx *gt__switch_last(gt__sched *S, gt__thread *from,
 {
     gt__stack_check(from);
     gt__ctx *tc = gt__enter(S, to);
+    /* A new thread is entered without a saved context (gt__ctx_enter);
+     * the switch code resumes one, so it gets one here. */
+    if (to && !to->started) gt__ctx_make(tc, to->stack_lo, (char *)to);
 #ifdef GT__ASAN
     gt__asan_leave(S, NULL, from, to);
 #endif
     return tc;
 }
 
+/* Takes the first ready thread off the run queue.  A thread is in a run
+ * queue (runq or later) exactly while it is READY, so its link is only
+ * removed while linked (gt__unqueue) and needs no resetting here. */
 static inline gt__thread *gt__pop_ready(gt__sched *S)
 {
     gt__list *n = S->runq.next;
-    gt__list_remove(n);
+    gt__list_unlink(n);
     return GT__CONTAINER(n, gt__thread, runq);
 }
 
-/* Resumes the next ready thread, or the loop when none is ready or the
- * switch budget is spent. */
+/* The thread to resume after the running one: the next ready thread, or
+ * NULL (the loop) when none is ready or the switch budget is spent. */
+static inline gt__thread *gt__next(gt__sched *S)
+{
+    if (!S->budget || gt__list_empty(&S->runq)) return NULL;
+    S->budget--;
+    return gt__pop_ready(S);
+}
+
+/* Resumes the next ready thread, or the loop, after `me` has queued
+ * itself (a yield): when it is the only one ready, it runs on. */
 static inline void gt__switch_next(gt__sched *S, gt__thread *me)
 {
-    gt__thread *next = NULL;
-    if (S->budget && !gt__list_empty(&S->runq)) {
-        S->budget--;
-        next = gt__pop_ready(S);
-        if (next == me) { /* a yield with nobody else ready */
-            me->state = GT__RUNNING;
-            return;
-        }
+    gt__thread *next = gt__next(S);
+    if (next == me) {
+        me->state = GT__RUNNING;
+        return;
     }
     gt__switch(S, me, next);
 }
@@ -100,21 +111,38 @@ static inline void gt__untime(gt__sched *S, gt__thread *t)
     }
 }
 
-/* Takes t out of the timer heap and the run queue. */
+/* Takes t out of the timer heap and, if it is ready, its run queue. */
 static inline void gt__unqueue(gt__sched *S, gt__thread *t)
 {
     gt__untime(S, t);
-    gt__list_remove(&t->runq);
+    if (t->state == GT__READY) gt__list_remove(&t->runq);
 }
 
-/* Parks and resumes `to` directly (NULL: as gt__park); no checks. */
-static inline int gt__park_to(gt__thread *to, int64_t deadline,
-                              const char *what, const void *obj)
+/* Makes the parked thread t, which has no deadline, ready with result
+ * rc.  (A parked thread is in no run queue.) */
+static inline void gt__ready_untimed(gt__sched *S, gt__thread *t, int rc)
 {
-    gt__sched *S = &gt__S;
-    gt__thread *me = S->current;
+    t->state = GT__READY;
+    t->wake_rc = rc;
+    gt__list_push(&S->runq, &t->runq);
+}
+
+/* Makes the parked thread t ready with result rc. */
+static inline void gt__ready(gt__sched *S, gt__thread *t, int rc)
+{
+    gt__untime(S, t);
+    gt__ready_untimed(S, t, rc);
+}
+
+/* Parks the running thread `me` and resumes `to` directly (NULL: the next
+ * ready thread or the loop); no checks.  Whoever makes a parked thread
+ * ready sets its wake_rc, and wait_what and wait_obj are read only while
+ * it is parked, so none of them is written here for after the park. */
+static inline int gt__park_to(gt__sched *S, gt__thread *me, gt__thread *to,
+                              int64_t deadline, const char *what,
+                              const void *obj)
+{
     me->state = GT__PARKED;
-    me->wake_rc = 0;
     me->wait_what = what;
     me->wait_obj = obj;
     if (deadline >= 0) {
@@ -124,7 +152,7 @@ static inline int gt__park_to(gt__thread *to, int64_t deadline,
         me->timed = 1;
     }
     if (!to) {
-        gt__switch_next(S, me);
+        gt__switch(S, me, gt__next(S));
     } else if (S->budget) {
         S->budget--;
         gt__switch(S, me, to);
@@ -136,8 +164,6 @@ static inline int gt__park_to(gt__thread *to, int64_t deadline,
         gt__list_push(&S->runq, &to->runq);
         gt__switch(S, me, NULL);
     }
-    me->wait_what = NULL;
-    me->wait_obj = NULL;
     return me->wake_rc;
 }
 

@@ -1,10 +1,13 @@
-/* Context switch for x86-64 System V.  Only what the ABI says a callee
- * must preserve is saved: rbx, rbp, r12-r15, the MXCSR control bits and
- * the x87 control word.  No signal mask, so no system call.
+/* Context switch for x86-64 System V.  The callers (runtime/ctx.h) call
+ * in from inline assembly that declares every other register clobbered,
+ * so only rbp, the MXCSR control bits and the x87 control word are saved
+ * here: the compiler has saved the other callee-saved registers it must
+ * keep.  No signal mask, so no system call.
  *
  * A saved context is a stack pointer; below it, from low to high: MXCSR
- * and the x87 control word (8 bytes), r15, r14, r13, r12, rbx, rbp, and
- * the address to resume at.
+ * and the x87 control word (8 bytes), rbp, and the address to resume at.
+ * The caller's stack pointer is 128 bytes above the slot after that (the
+ * red zone it stepped over).
  *
  * The CPU predicts each `ret` from a small stack of the return addresses
  * of recent calls.  Two green threads that park at the same call site
@@ -24,22 +27,17 @@
 
     .text
 
-/* Pushes what a callee must preserve and stores the stack pointer at
+/* Pushes rbp and the control words and stores the stack pointer at
  * (%rdi): the saved context. */
     .macro save_context
     pushq %rbp
-    pushq %rbx
-    pushq %r12
-    pushq %r13
-    pushq %r14
-    pushq %r15
     subq $8, %rsp
     stmxcsr (%rsp)
     fnstcw 4(%rsp)
     movq %rsp, (%rdi)
     .endm
 
-/* void gt__ctx_swap_sp(void **save_sp, void *new_sp) */
+/* gt__ctx_swap_sp: saves the context at (%rdi), resumes the one at %rsi. */
     .globl gt__ctx_swap_sp
     .hidden gt__ctx_swap_sp
     .type gt__ctx_swap_sp, @function
@@ -51,28 +49,24 @@ restore:
     ldmxcsr (%rsp)
     fldcw 4(%rsp)
     addq $8, %rsp
-    popq %r15
-    popq %r14
-    popq %r13
-    popq %r12
-    popq %rbx
     popq %rbp
     ret
     .cfi_endproc
     .size gt__ctx_swap_sp, .-gt__ctx_swap_sp
 
-/* void gt__ctx_enter_sp(void **save_sp, void *new_sp): saves like
- * gt__ctx_swap_sp, then starts the context gt__ctx_make laid out at
- * new_sp, with its MXCSR and control word, by a jump. */
+/* gt__ctx_enter_sp: saves like gt__ctx_swap_sp, then starts a new
+ * context by a jump to gt__ctx_start, with %rsi (the 16-byte aligned top
+ * of its stack) as the stack pointer and the control words every thread
+ * starts with. */
     .globl gt__ctx_enter_sp
     .hidden gt__ctx_enter_sp
     .type gt__ctx_enter_sp, @function
 gt__ctx_enter_sp:
     .cfi_startproc
     save_context
-    ldmxcsr (%rsi)
-    fldcw 4(%rsi)
-    leaq 64(%rsi), %rsp
+    ldmxcsr initial_csr(%rip)
+    fldcw initial_csr+4(%rip)
+    movq %rsi, %rsp
     jmp gt__ctx_start
     .cfi_endproc
     .size gt__ctx_enter_sp, .-gt__ctx_enter_sp
@@ -105,5 +99,14 @@ gt__ctx_start:
     jmp restore
     .cfi_endproc
     .size gt__ctx_start, .-gt__ctx_start
+
+/* The MXCSR and x87 control word of a new thread: the defaults the ABI
+ * specifies (all exceptions masked, round to nearest, double-extended
+ * precision); gt__ctx_make writes the same. */
+    .section .rodata
+    .balign 8
+initial_csr:
+    .long 0x1F80
+    .short 0x037F
 
     .section .note.GNU-stack,"",@progbits

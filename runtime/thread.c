@@ -15,12 +15,16 @@ static const char transfer_what[] = "transfer";
 
 /* Ids are issued in sequence, so id & (ids_cap - 1) spreads them evenly
  * over the buckets; each bucket chains its threads through id_next. */
-gt__thread *gt__find(gt__sched *S, int64_t id)
+static gt__thread *find_in(const gt__sched *S, int64_t id)
 {
-    if (!S->ids_cap) return NULL;
     gt__thread *t = S->ids[(size_t)id & (S->ids_cap - 1)];
     while (t && t->id != id) t = t->id_next;
     return t;
+}
+
+gt__thread *gt__find(gt__sched *S, int64_t id)
+{
+    return S->ids_cap ? find_in(S, id) : NULL;
 }
 
 static void ids_put(gt__sched *S, gt__thread *t)
@@ -78,19 +82,18 @@ static inline int64_t start(gt__sched *S, gt__thread *t, gt_fn *fn, void *arg,
     __asan_unpoison_memory_region(t->stack_lo,
                                   (size_t)((char *)t - t->stack_lo));
 #endif
+    t->fn = fn;
+    t->arg = arg;
+    t->site = site;
     t->id = S->next_id++;
     t->state = GT__READY;
     t->cancelled = 0;
     t->started = 0;
-    t->fn = fn;
-    t->arg = arg;
-    t->site = site;
     t->name[0] = 0;
     if (name) {
         strncpy(t->name, name, sizeof t->name - 1);
         t->name[sizeof t->name - 1] = 0;
     }
-    gt__ctx_make(&t->ctx, t->stack_lo, (char *)t);
     ids_put(S, t);
     gt__list_push(&S->runq, &t->runq);
     return t->id;
@@ -125,11 +128,11 @@ spawn_slow(gt_fn *fn, void *arg, const gt_attr *attr, const char *site)
 int64_t gt_spawn_at(gt_fn *fn, void *arg, const gt_attr *attr, const char *site)
 {
     gt__sched *S = &gt__S;
-    gt__thread *t;
+    gt__pool *p = &S->pool[S->stack_flags];
     if (__builtin_expect(!fn || attr || S->ids_n >= S->ids_cap, 0) ||
-        !(t = gt__stack_warm(&S->pool[S->stack_flags])))
+        !gt__stack_has_warm(p))
         return spawn_slow(fn, arg, attr, site);
-    return start(S, t, fn, arg, site, NULL);
+    return start(S, gt__stack_take_warm(p), fn, arg, site, NULL);
 }
 
 int gt_set_default_stack(size_t stack_size, int flags)
@@ -145,7 +148,7 @@ int gt_set_default_stack(size_t stack_size, int flags)
 /* Every green thread starts here, on its own stack, and ends here. */
 gt__ctx *gt__thread_main(void)
 {
-    gt__sched *S = &gt__S;
+    gt__sched *S = gt__here();
 #ifdef GT__ASAN
     gt__asan_arrived(S, NULL);
 #endif
@@ -159,7 +162,7 @@ gt__ctx *gt__thread_main(void)
      * before the switch below.  Unmapping is not; the loop does that. */
     if (!gt__stack_keep_warm(&S->pool[t->flags], t) && !gt__stack_keep(S, t))
         gt__list_push(&S->zombies, &t->runq);
-    gt__thread *j = t->joiner, *next = NULL;
+    gt__thread *j = t->joiner, *next;
     t->joiner = NULL;
     if (j && j->state == GT__PARKED && S->budget && gt__list_empty(&S->runq)) {
         /* The joiner is all there is to run: hand over directly, as the
@@ -170,10 +173,7 @@ gt__ctx *gt__thread_main(void)
         S->budget--;
     } else {
         if (j) gt__wake(j, 0);
-        if (S->budget && !gt__list_empty(&S->runq)) {
-            S->budget--;
-            next = gt__pop_ready(S);
-        }
+        next = gt__next(S);
     }
     return gt__switch_last(S, t, next);
 }
@@ -185,26 +185,28 @@ int64_t gt_self(void)
 }
 
 /* Looks an id up; -ESRCH for ids never issued, 0 with *out NULL for
- * threads that have ended. */
+ * threads that have ended.  An issued id means the id table exists. */
 static int lookup(gt__sched *S, int64_t id, gt__thread **out)
 {
     if (id <= 0 || id >= S->next_id) return -ESRCH;
-    *out = gt__find(S, id);
+    *out = find_in(S, id);
     return 0;
 }
 
 /* An unset scheduler has no current thread: no gt__get needed. */
 int gt_join(int64_t id, int64_t deadline)
 {
-    gt__sched *S = &gt__S;
+    gt__sched *S = gt__here();
     gt__thread *me = S->current, *t;
     if (!me) return -EPERM;
     int rc = lookup(S, id, &t);
     if (rc < 0 || !t) return rc;
     if (t == me) return -EDEADLK;
     if (t->joiner) return -EBUSY;
+    if (me->cancelled) return -ECANCELED;
+    if (deadline == 0) return -ETIMEDOUT;
     t->joiner = me;
-    rc = gt__park(deadline, "join", t);
+    rc = gt__park_to(S, me, NULL, deadline, "join", t);
     if (rc < 0) {
         /* Timed out or cancelled: t may have ended meanwhile. */
         t = gt__find(S, id);
@@ -241,7 +243,7 @@ int gt_transfer(int64_t id, void *val, void **out, int64_t deadline)
         return -EBUSY;
     }
     gt__unqueue(S, t);
-    rc = gt__park_to(t, deadline, transfer_what, t);
+    rc = gt__park_to(S, me, t, deadline, transfer_what, t);
     if (rc == 0 && out) *out = me->xfer;
     return rc;
 }

@@ -9,6 +9,20 @@
 
 enum gt__state { GT__READY, GT__RUNNING, GT__PARKED, GT__DONE };
 
+struct gt__thread;
+
+/* A parked thread's entry in a channel's list of waiting senders or
+ * receivers (runtime/chan.c).  A single send or receive uses the one in
+ * its thread's control block; gt_choose, which waits on several, keeps
+ * one per operation on its stack. */
+typedef struct gt__clause {
+    gt__list link;        /* in the channel's list */
+    struct gt__thread *t; /* the parked thread */
+    void *elem;           /* its element, or its buffer */
+    int index;            /* its position in the choose; 0 for one op */
+    int result;           /* 0, or -EPIPE once closed on while waiting */
+} gt__clause;
+
 /* A green thread.  It lives at the top of its own stack mapping, so a
  * parked thread that used little stack costs one resident page. */
 typedef struct gt__thread {
@@ -24,6 +38,7 @@ typedef struct gt__thread {
     int timed;                  /* timer is in the heap */
     const char *wait_what;      /* what a parked thread waits for */
     const void *wait_obj;       /* the object it waits on, for gt_dump */
+    gt__clause clause;          /* a single channel operation's entry */
     struct gt__thread *joiner;  /* the green thread joining this one */
     void *xfer;                 /* value passed by gt_transfer */
     gt_fn *fn;                  /* body */

@@ -19,9 +19,13 @@ STATE_NAMES = {0: "ready", 1: "running", 2: "parked", 3: "ended"}
 ST_READY, ST_RUNNING, ST_PARKED, ST_DONE = 0, 1, 2, 3
 
 # The frame gt__ctx_swap_sp leaves at ctx.sp (8-byte slots): the MXCSR and
-# x87 control word, then what its pops restore, then the return address.
-ASM_FRAME = ("csr", "r15", "r14", "r13", "r12", "rbx", "rbp", "rip")
+# x87 control word, then rbp, then the return address.  The caller stepped
+# over the 128-byte red zone before the call.  The other callee-saved
+# registers are in the caller's own frame (the switch declares them
+# clobbered), where bt finds them through the debug info.
+ASM_FRAME = ("csr", "rbp", "rip")
 ASM_FRAME_SIZE = 8 * len(ASM_FRAME)  # rsp after the ret
+ASM_RED_ZONE = 128
 
 # glibc's x86-64 REG_* indices into uc_mcontext.gregs (sys/ucontext.h).
 UC_GREGS = {"r8": 0, "r9": 1, "r10": 2, "r11": 3, "r12": 4, "r13": 5,
@@ -192,7 +196,7 @@ def _saved_regs(ctx):
     slots = struct.unpack("<%dQ" % len(ASM_FRAME), bytes(mem))
     regs = dict(zip(ASM_FRAME, slots))
     del regs["csr"]
-    regs["rsp"] = sp + ASM_FRAME_SIZE
+    regs["rsp"] = sp + ASM_FRAME_SIZE + ASM_RED_ZONE
     return regs
 
 
