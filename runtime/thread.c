@@ -100,14 +100,18 @@ static inline int64_t start(gt__sched *S, gt__thread *t, gt_fn *fn, void *arg,
 }
 
 /* Everything but the common case: bad arguments, a scheduler to set up,
- * attributes, an id table to grow, a cold or new stack. */
+ * attributes, an id table to grow, a cold or new stack.  Attributes that
+ * only name the thread (the net layer's "conn", the Lua module's "lua")
+ * still get a warm default stack. */
 __attribute__((noinline)) static int64_t
 spawn_slow(gt_fn *fn, void *arg, const gt_attr *attr, const char *site)
 {
     gt__sched *S = gt__get();
     if (!fn) return -EINVAL;
     if (S->ids_n >= S->ids_cap && ids_grow(S) < 0) return -ENOMEM;
-    gt__thread *t = attr ? NULL : gt__stack_warm(&S->pool[S->stack_flags]);
+    gt__thread *t = attr && (attr->stack_size || attr->flags)
+                        ? NULL
+                        : gt__stack_warm(&S->pool[S->stack_flags]);
     if (!t) {
         size_t size = S->stack_size;
         int flags = S->stack_flags;
