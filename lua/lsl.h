@@ -77,6 +77,8 @@ enum {
  * sits next to the net layer's operation; the connect-only fields last. */
 struct lsl_op {
     struct lsl_sock *a; /* the socket */
+    lsl_loop *lp;       /* its loop (a copy: the socket's memory is cold
+                           while the loop hands out completions) */
     lua_State *co;      /* the coroutine that yielded in it, or NULL */
     lsl_op *next;       /* in the loop's ready queue */
     int queued;         /* it is there */

@@ -67,11 +67,15 @@ static void release(lua_State *L, lsl_op *o)
     unanchor(L, o);
     if (o->buf.cap > LSL_KEEP_BUF) net_buf_free(&o->buf);
     o->buf.len = 0;
-    free(o->host);
-    free(o->lhost);
-    free(o->addr);
-    o->host = o->lhost = NULL;
-    o->addr = NULL;
+    /* Only a connect's own fields live on the op's last cache line: the
+     * other calls need not touch it. */
+    if (o->kind == LSL_CONNECT || o->kind == LSL_UCONNECT) {
+        free(o->host);
+        free(o->lhost);
+        free(o->addr);
+        o->host = o->lhost = NULL;
+        o->addr = NULL;
+    }
     o->active = 0;
     o->a->busy &= ~(1u << o->dir);
 }
@@ -97,7 +101,7 @@ static int push_results(lua_State *L, lsl_op *o)
         if (rc)
             n = lsl_push_error(L, rc);
         else
-            lsl_push_sock(L, o->a->lp, op->accepted, LSL_CLIENT)->local =
+            lsl_push_sock(L, o->lp, op->accepted, LSL_CLIENT)->local =
                 o->a->local;
         break;
     case LSL_UCONNECT:
@@ -141,7 +145,7 @@ static void resume_op(lsl_op *o)
         return;
     }
     int n = push_results(co, o);
-    lsl_resume(o->a->lp, co, n);
+    lsl_resume(o->lp, co, n);
 }
 
 static void resume_ready(lsl_loop *lp, int64_t me)
@@ -198,7 +202,7 @@ void lsl_park(lsl_loop *lp)
 
 static void enqueue(lsl_op *o)
 {
-    lsl_loop *lp = o->a->lp;
+    lsl_loop *lp = o->lp;
     o->next = NULL;
     o->queued = 1;
     *lp->ready_tail = o;
@@ -213,7 +217,7 @@ static void op_done(net_op *op)
 
 void lsl_unqueue(lsl_op *o)
 {
-    lsl_loop *lp = o->a->lp;
+    lsl_loop *lp = o->lp;
     if (!o->queued) return;
     for (lsl_op **p = &lp->ready; *p; p = &(*p)->next) {
         if (*p != o) continue;
@@ -230,7 +234,7 @@ void lsl_unqueue(lsl_op *o)
  * or the green thread under L parks in place. */
 static int run_op(lua_State *L, lsl_op *o, int anchor)
 {
-    lsl_loop *lp = o->a->lp;
+    lsl_loop *lp = o->lp;
     net_op *op = &o->op;
     o->active = 1;
     if (lsl_can_yield(L, lp)) {
@@ -264,6 +268,7 @@ static lsl_op *op_at(lsl_sock *a, int i)
     if (o) return o;
     if (!(o = calloc(1, sizeof *o))) return NULL;
     o->a = a;
+    o->lp = a->lp;
     o->data_ref = LUA_NOREF;
     a->op[i] = o;
     return o;

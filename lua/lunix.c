@@ -64,14 +64,20 @@ int lsl_unix_connect(lua_State *L, lsl_sock *a)
     socklen_t len;
     if (check_path(L, &sa, &len) < 0) return 2;
     if (!a->s) return lsl_push_error(L, NET_ECLOSED); /* LuaSocket's word */
+    /* Made first: once the op is taken, only running it gives it back. */
+    void *addr = malloc(sizeof sa);
+    if (!addr) return lsl_push_error(L, -ENOMEM);
     lsl_op *o = lsl_take_op(L, a, 1, LSL_UCONNECT);
-    if (!o) return 2;
+    if (!o) {
+        free(addr);
+        return 2;
+    }
     net_op *op = &o->op;
     if (op->idle >= 0 && op->deadline != 0) {
         int64_t d = gt_now() + op->idle;
         if (op->deadline < 0 || d < op->deadline) op->deadline = d;
     }
-    if (!(o->addr = malloc(sizeof sa))) return lsl_push_error(L, -ENOMEM);
+    o->addr = addr;
     memcpy(o->addr, &sa, sizeof sa);
     op->kind = NET_OP_CONNECT;
     op->addr = o->addr;
