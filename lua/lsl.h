@@ -46,6 +46,9 @@ void luaL_setfuncs(lua_State *L, const luaL_Reg *l, int nup);
 #define LSL_HAS_ISYIELDABLE (LUA_VERSION_NUM >= 503)
 #endif
 
+#define LSL_SOCK "socketloop.asocket"
+#define LSL_LOOP "socketloop.loop"
+
 #define LSL_CONTAINER(p, type, field)                                          \
     ((type *)(void *)((char *)(p)-offsetof(type, field)))
 
@@ -150,8 +153,33 @@ const char *lsl_sock_strerror(int err);
  * its I/O layer calls 'closed'. */
 const char *lsl_errstr(int rc);
 
-/* lsock.c */
-int luaopen_socketloop_asock(lua_State *L);
+/* The methods hold the socket metatable as their first upvalue: comparing
+ * with it spares luaL_checkudata's registry lookup by name, a third of a
+ * call's own cost.  Anything else (and the metamethods, which have no
+ * upvalue) goes to luaL_checkudata, for its check and its error. */
+static inline lsl_sock *lsl_check_sock(lua_State *L)
+{
+    lsl_sock *a = (lsl_sock *)lua_touserdata(L, 1);
+    if (a && lua_getmetatable(L, 1)) {
+        int ours = lua_rawequal(L, -1, lua_upvalueindex(1));
+        lua_pop(L, 1);
+        if (ours) return a;
+    }
+    return (lsl_sock *)luaL_checkudata(L, 1, LSL_SOCK);
+}
+
+/* Seconds (a LuaSocket timeout) to ms, rounded. */
+static inline int64_t lsl_ms(double seconds)
+{
+    return (int64_t)(seconds * 1000 + 0.5);
+}
+
+/* lsock.c: the calls that may wait. */
+int lsl_receive(lua_State *L);
+int lsl_send(lua_State *L);
+int lsl_accept(lua_State *L);
+int lsl_connect(lua_State *L);
+int lsl_setmaxline(lua_State *L);
 int lsl_socket(lua_State *L);
 int lsl_sleep(lua_State *L);
 /* The green thread under the running Lua code is about to park in place:
@@ -179,6 +207,11 @@ lsl_op *lsl_take_op(lua_State *L, lsl_sock *a, int dir, int kind);
 int lsl_run_op(lua_State *L, lsl_op *o, int anchor);
 void lsl_forget(lsl_sock *a, int keep_fd);
 
+/* lmeth.c: the socket object and the methods that never wait. */
+int luaopen_socketloop_asock(lua_State *L);
+/* Raises LuaSocket's error unless the method's object is of class kind. */
+lsl_sock *lsl_check_kind(lua_State *L, int kind);
+
 /* lunix.c: LuaSocket's socket.unix methods that differ from TCP's. */
 int lsl_unix_connect(lua_State *L, lsl_sock *a);
 int lsl_unix_bind(lua_State *L, lsl_sock *a);
@@ -191,8 +224,5 @@ int lsl_getoption(lua_State *L);
 /* The module's only exported symbol. */
 __attribute__((visibility("default"))) int
 luaopen_socketloop_core(lua_State *L);
-
-#define LSL_SOCK "socketloop.asocket"
-#define LSL_LOOP "socketloop.loop"
 
 #endif
