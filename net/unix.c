@@ -36,16 +36,25 @@ static int unix_sockaddr(const char *path, struct sockaddr_un *sa,
     return 0;
 }
 
-/* A new non-blocking socket, or NULL with *err set. */
-static net_sock *unix_socket(net__loop *L, int *err)
+/* The address of path and a new non-blocking socket for it, or NULL with
+ * *rc set and nothing made.  Argument errors come before the loop's. */
+static net_sock *unix_open(const char *path, struct sockaddr_un *sa,
+                           socklen_t *len, int *rc)
 {
+    int err;
     net_sock *s = NULL;
-    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (fd < 0) {
-        *err = -errno;
+    net__loop *L = net__get(&err);
+    if ((*rc = unix_sockaddr(path, sa, len)) < 0) return NULL;
+    if (!L) {
+        *rc = err;
         return NULL;
     }
-    if ((*err = net__sock_new(L, fd, &s)) < 0) {
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        *rc = -errno;
+        return NULL;
+    }
+    if ((*rc = net__sock_new(L, fd, &s)) < 0) {
         close(fd);
         return NULL;
     }
@@ -56,13 +65,10 @@ int net_listen_unix(net_sock **out, const char *path, int backlog)
 {
     struct sockaddr_un sa;
     socklen_t len;
-    net_sock *s;
-    int err, rc;
-    net__loop *L = net__get(&err);
+    int rc;
     if (!out) return -EINVAL;
-    if ((rc = unix_sockaddr(path, &sa, &len)) < 0) return rc;
-    if (!L) return err;
-    if (!(s = unix_socket(L, &rc))) return rc;
+    net_sock *s = unix_open(path, &sa, &len, &rc);
+    if (!s) return rc;
     if (bind(s->w.fd, (struct sockaddr *)&sa, len) < 0 ||
         listen(s->w.fd, backlog > 0 ? backlog : SOMAXCONN) < 0) {
         rc = -errno;
@@ -77,13 +83,10 @@ int net_connect_unix(net_sock **out, const char *path, int64_t deadline)
 {
     struct sockaddr_un sa;
     socklen_t len;
-    net_sock *s;
-    int err, rc;
-    net__loop *L = net__get(&err);
+    int rc;
     if (!out) return -EINVAL;
-    if ((rc = unix_sockaddr(path, &sa, &len)) < 0) return rc;
-    if (!L) return err;
-    if (!(s = unix_socket(L, &rc))) return rc;
+    net_sock *s = unix_open(path, &sa, &len, &rc);
+    if (!s) return rc;
     rc = net_connect_addr(s, (struct sockaddr *)&sa, len, deadline);
     if (rc < 0) {
         net_close(s);
