@@ -26,6 +26,12 @@ target_include_directories(socketloop_shared
          $<BUILD_INTERFACE:${PROJECT_BINARY_DIR}/include>
          $<INSTALL_INTERFACE:${CMAKE_INSTALL_INCLUDEDIR}>)
 target_link_libraries(socketloop_shared PRIVATE Threads::Threads)
+# What the .pc files add for a static link: liburing when it is in.
+set(SL_PC_URING "")
+if(SL_URING)
+  target_link_libraries(socketloop_shared PRIVATE ${SL_URING_LIB})
+  set(SL_PC_URING " -luring")
+endif()
 # A symbol the library uses and nobody defines is a link error here, not
 # a load error in a user's program.  The sanitizers' runtimes are linked
 # into the executable only, so their builds leave the check out.

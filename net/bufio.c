@@ -29,7 +29,9 @@ void net_buf_free(net_buf *b)
 
 void net__rbuf_release(net_sock *s)
 {
-    if (!s->rbuf || s->rlen) return;
+    /* Nor while a completion backend's receive into it is pending. */
+    if (!s->rbuf || s->rlen || (s->sub[0].state && s->sub[0].buf == s->rbuf))
+        return;
     net__loop *L = s->L;
     if (s->rcap == NET__RBUF && L->nspare < NET__SPARE)
         L->spare[L->nspare++] = s->rbuf;

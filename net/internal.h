@@ -30,6 +30,7 @@ typedef struct net__waitable {
                               filled it: wait for an event first */
     int hup;               /* NET__HUP seen: reads end, never park */
     void (*on_event)(struct net__waitable *w, int events); /* NULL: wake */
+    unsigned ring; /* io_uring: its requests in the kernel (poll_uring.c) */
 } net__waitable;
 
 typedef struct net__event {
@@ -56,11 +57,23 @@ typedef struct net__backend {
     void (*del)(net__poller *p, net__waitable *w);
     /* Fills out[] and returns how many, or -errno. */
     int (*wait)(net__poller *p, int timeout_ms, net__event *out, int max);
+    /* A completion backend's (NULL for the others).  submit takes a
+     * step's transfer in direction dir (net__xfer): the result of the
+     * request it submitted earlier for the same buffer, once in, or
+     * -EAGAIN after queueing one (whose completion is dir's event).
+     * settle, when an op stops waiting early, cancels its request and
+     * waits until the kernel is done with the buffer; returns 1 if a
+     * result came in meanwhile and `keep` says the op's next step takes
+     * it, else 0 (the result dropped). */
+    ssize_t (*submit)(net__poller *p, struct net_sock *s, int dir, void *buf,
+                      size_t n);
+    int (*settle)(net__poller *p, struct net_sock *s, int dir, int keep);
 } net__backend;
 
 extern const net__backend net__epoll_backend;
 extern const net__backend net__poll_backend;
 extern const net__backend net__select_backend;
+extern const net__backend net__uring_backend;
 
 struct net__resolver;
 #define NET__SPARE 16 /* read-ahead buffers a loop keeps for reuse */
@@ -79,6 +92,16 @@ typedef struct net__loop {
     gt__list foreign;      /* parked net_wait calls, checked before
                               each poll for a closed descriptor */
 } net__loop;
+
+/* A transfer submitted to a completion backend for one direction of a
+ * socket. */
+enum { NET__SUB_NONE, NET__SUB_BUSY, NET__SUB_DONE };
+typedef struct net__sub {
+    void *buf; /* the op's buffer, which the kernel owns while BUSY */
+    int res;   /* DONE: the completion's result, for the step that took
+                  the request for buf */
+    int state;
+} net__sub;
 
 /* The fields every read and write touches come first, so that a busy
  * socket's hot state is 160 contiguous bytes; what only some calls use
@@ -105,6 +128,7 @@ struct net_sock {
     gt__list serve_link;        /* in server->conns while its handler lives */
     int64_t serve_thread;       /* the id of that handler's green thread */
     struct net_sock *next_dead; /* in net__loop.dead */
+    net__sub sub[2];            /* a completion backend's transfers */
 };
 
 /* Whether s (not NULL) was made on another OS thread: every public call
@@ -171,6 +195,15 @@ static inline net__opx *net__x(net_op *op)
 int64_t net__bound(const net_op *op);
 /* A step may skip a system call that can only say EAGAIN? */
 int net__dry(const net_sock *s, int dir, const net_op *op);
+/* The transfer of a step in direction dir: recv(2) or send(2) of up to n
+ * bytes, or on a completion backend, for an op that would wait, its
+ * submission (net__backend.submit); bytes or -errno. */
+ssize_t net__xfer(net_sock *s, int dir, void *buf, size_t n, const net_op *op);
+/* An op on s stops waiting in direction dir before its event: on a
+ * completion backend, lets the kernel let go of its buffer first (see
+ * net__backend.settle).  Returns 1 if a result came in for the op's next
+ * step to take. */
+int net__settle(net_sock *s, int dir, int keep);
 /* The steps of each kind: net/io.c, net/bufio.c, net/tcp.c. */
 int net__recv_step(net_op *op);
 int net__send_step(net_op *op);

@@ -9,12 +9,41 @@
  * direction clears the mark.  Epoll reports every new arrival even
  * edge-triggered, so nothing is missed; a peer's shutdown may already
  * have been reported with the data, so reads never rely on the mark after
- * a hang-up. */
+ * a hang-up.
+ *
+ * On a completion backend (io_uring) the system call of a step that
+ * would wait is a request the loop submits (net__xfer): the op parks,
+ * and its next step takes the result.  Nothing else changes. */
 #include "internal.h"
 
 #include <errno.h>
 #include <string.h>
 #include <sys/socket.h>
+
+/* Whether op's step, if the transfer cannot go at once, will wait for it
+ * in its socket's slot: only then may a completion backend take the
+ * buffer (a try-once call, a cancelled thread, an op past its bound or
+ * one that will find the slot taken ends instead, and makes the system
+ * call itself). */
+static int will_wait(const net_sock *s, int dir, const net_op *op)
+{
+    const net_op *cur = s->w.op[dir];
+    int64_t bound = net__bound(op);
+    if (op->deadline == 0 || (cur && cur != op) || s->closed) return 0;
+    if (bound >= 0 && bound < gt_now()) return 0;
+    if (net__x((net_op *)op)->async) return 1;
+    return gt__self() && !gt__self_cancelled();
+}
+
+ssize_t net__xfer(net_sock *s, int dir, void *buf, size_t n, const net_op *op)
+{
+    const net__backend *be = s->L->be;
+    if (be->submit && (s->sub[dir].state || will_wait(s, dir, op)))
+        return be->submit(s->L->p, s, dir, buf, n);
+    ssize_t r =
+        dir ? send(s->w.fd, buf, n, MSG_NOSIGNAL) : recv(s->w.fd, buf, n, 0);
+    return r < 0 ? -errno : r;
+}
 
 ssize_t net__read(net_sock *s, void *buf, size_t n, const net_op *op)
 {
@@ -27,7 +56,7 @@ ssize_t net__read(net_sock *s, void *buf, size_t n, const net_op *op)
     }
     if (net__dry(s, 0, op)) return -EAGAIN;
     for (;;) {
-        ssize_t r = recv(s->w.fd, buf, n, 0);
+        ssize_t r = net__xfer(s, 0, buf, n, op);
         if (r >= 0) {
             s->in += (uint64_t)r;
             /* Not after a hang-up: the end of stream comes with no event
@@ -36,12 +65,12 @@ ssize_t net__read(net_sock *s, void *buf, size_t n, const net_op *op)
             s->streak += (size_t)r;
             return r;
         }
-        if (errno == EINTR) continue;
-        if (errno == EAGAIN || errno == EWOULDBLOCK) {
+        if (r == -EINTR) continue;
+        if (r == -EAGAIN || r == -EWOULDBLOCK) {
             s->w.dry[0] = 1;
             return -EAGAIN;
         }
-        return -errno;
+        return r;
     }
 }
 
@@ -72,8 +101,7 @@ int net__send_step(net_op *op)
         }
         if (net__dry(s, 1, op)) return NET__WAIT_OUT;
         size_t left = op->n - op->moved;
-        ssize_t r = send(s->w.fd, (const char *)op->data + op->moved, left,
-                         MSG_NOSIGNAL);
+        ssize_t r = net__xfer(s, 1, (char *)op->data + op->moved, left, op);
         if (r >= 0) {
             if ((size_t)r < left) s->w.dry[1] = 1;
             op->moved += (size_t)r;
@@ -81,9 +109,9 @@ int net__send_step(net_op *op)
             s->streak += (size_t)r;
             continue;
         }
-        if (errno == EINTR) continue;
-        if (errno != EAGAIN && errno != EWOULDBLOCK) {
-            op->rc = -errno;
+        if (r == -EINTR) continue;
+        if (r != -EAGAIN && r != -EWOULDBLOCK) {
+            op->rc = r;
             return NET__DONE;
         }
         s->w.dry[1] = 1;

@@ -5,6 +5,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -38,13 +39,39 @@ static const net__backend *choose_backend(void)
     if (env && !strcmp(env, "select")) return &net__select_backend;
     if (env && !strcmp(env, "poll")) return &net__poll_backend;
     if (env && !strcmp(env, "epoll")) return &net__epoll_backend;
+#ifdef NET__HAVE_URING
+    if (env && !strcmp(env, "uring")) return &net__uring_backend;
+#endif
 #if defined(NET__DEFAULT_SELECT)
     return &net__select_backend;
 #elif defined(NET__DEFAULT_POLL)
     return &net__poll_backend;
+#elif defined(NET__DEFAULT_URING)
+    return &net__uring_backend;
 #else
     return &net__epoll_backend;
 #endif
+}
+
+/* Makes the chosen backend's state.  io_uring may be refused where the
+ * build has it (an old kernel: ENOSYS; kernel.io_uring_disabled or a
+ * container's seccomp filter: EPERM; a locked-memory limit: ENOMEM):
+ * the loop then runs on epoll, saying so once per process. */
+static int backend_create(net__loop *L)
+{
+    int rc = L->be->create(&L->p);
+#ifdef NET__HAVE_URING
+    static int told;
+    if (rc < 0 && L->be == &net__uring_backend) {
+        if (!__atomic_exchange_n(&told, 1, __ATOMIC_RELAXED))
+            fprintf(stderr,
+                    "socketloop: io_uring unavailable (%s), using epoll\n",
+                    strerror(-rc));
+        L->be = &net__epoll_backend;
+        rc = L->be->create(&L->p);
+    }
+#endif
+    return rc;
 }
 
 net__loop *net__get(int *err)
@@ -57,7 +84,7 @@ net__loop *net__get(int *err)
         return NULL;
     }
     L->be = choose_backend();
-    int rc = L->be->create(&L->p);
+    int rc = backend_create(L);
     if (rc < 0) {
         free(L);
         *err = rc;

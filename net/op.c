@@ -140,12 +140,21 @@ static void ended(net_op *op)
 int net__dry(const net_sock *s, int dir, const net_op *op)
 {
     /* Skip the call only when the op will wait if it would block, on a
-     * socket the poller watches (whose next event clears the mark), and
-     * never for a cancelled thread, which must still take what is there.
-     * A try-once call always tries. */
-    if (!s->w.dry[dir] || !s->registered || op->deadline == 0) return 0;
+     * readiness backend (a completion backend's request is no waste), on a
+     * socket the poller watches (whose next event clears the mark), and never
+     * for a cancelled thread, which must still take what is there. A try-once
+     * call always tries. */
+    if (!s->w.dry[dir] || !s->registered || op->deadline == 0 ||
+        s->L->be->submit)
+        return 0;
     if (net__x((net_op *)op)->async) return 1;
     return gt__self() && !gt__self_cancelled();
+}
+
+int net__settle(net_sock *s, int dir, int keep)
+{
+    const net__backend *be = s->L->be;
+    return be->settle ? be->settle(s->L->p, s, dir, keep) : 0;
 }
 
 /* --- Driven by a parked green thread --------------------------------- */
@@ -180,6 +189,9 @@ static int park(net_op *op, int r)
     s->L->io.waiters++;
     rc = gt__park(until, what[op->kind], s);
     s->L->io.waiters--;
+    /* Ended early (deadline, cancel): a result that came in meanwhile is
+     * taken by one more step, not lost. */
+    if (rc < 0 && net__settle(s, x->dir, 1)) rc = 0;
     s->w.op[x->dir] = NULL;
     x->thread = NULL;
     x->state = NET__OP_IDLE;
@@ -304,6 +316,10 @@ static void on_timer(gt__ctimer *t)
         resume(op); /* a back-off, a turn or a kick: the step decides */
         return;
     }
+    if (op->s && net__settle(op->s, x->dir, 1)) {
+        resume(op); /* its result came as it timed out: take it */
+        return;
+    }
     op->rc = -ETIMEDOUT;
     finish(op);
 }
@@ -347,6 +363,7 @@ int net_op_cancel(net_op *op)
     if (!op) return -EINVAL;
     net__opx *x = net__x(op);
     if (!x->async || x->state == NET__OP_IDLE) return -EINVAL;
+    if (op->s) net__settle(op->s, x->dir, 0);
     leave(op);
     if (op->s) net__unref(op->s);
     return 0;

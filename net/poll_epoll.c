@@ -100,5 +100,5 @@ static int wait_events(net__poller *p, int timeout_ms, net__event *out, int max)
 }
 
 const net__backend net__epoll_backend = {
-    "epoll", 1, create, destroy, add, mod, del, wait_events,
+    "epoll", 1, create, destroy, add, mod, del, wait_events, NULL, NULL,
 };

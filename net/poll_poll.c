@@ -42,5 +42,5 @@ static int wait_events(net__poller *p, int timeout_ms, net__event *out, int max)
 }
 
 const net__backend net__poll_backend = {
-    "poll", 0, create, destroy, add, mod, del, wait_events,
+    "poll", 0, create, destroy, add, mod, del, wait_events, NULL, NULL,
 };

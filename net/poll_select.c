@@ -74,5 +74,5 @@ static int wait_events(net__poller *p, int timeout_ms, net__event *out, int max)
 }
 
 const net__backend net__select_backend = {
-    "select", 0, create, destroy, add, mod, del, wait_events,
+    "select", 0, create, destroy, add, mod, del, wait_events, NULL, NULL,
 };

@@ -163,8 +163,8 @@ static int ready_now(int fd, int events)
 /* A full batch may leave ready descriptors behind, and with a long run
  * queue the next poll comes only after up to GT__BUDGET switches: take
  * what is ready now, without waiting again, up to NET__DRAIN batches.
- * Only from an edge-triggered poller: poll and select would report the
- * same descriptors again until their threads have run. */
+ * Only from an edge-triggered or a completion poller: poll and select
+ * would report the same descriptors again until their threads have run. */
 void net__loop_wait(gt__io *io, int timeout_ms)
 {
     net__loop *L = (net__loop *)(void *)io;
@@ -193,7 +193,7 @@ void net__loop_wait(gt__io *io, int timeout_ms)
         }
         L->in_batch = 0;
         if (L->dead) net__free_dead(L);
-        if (n < NET__BATCH || !L->be->edge) return;
+        if (n < NET__BATCH || !(L->be->edge || L->be->submit)) return;
     }
 }
 
@@ -210,12 +210,13 @@ int net_wait(int fd, int events, int64_t deadline)
     if (deadline == 0) return -ETIMEDOUT; /* tried once */
     if (!gt__self()) return -EPERM;
     if (fstat(fd, &st) < 0) return -errno;
-    foreign f = {{fd, -1, {NULL, NULL}, {NULL, NULL}, {0, 0}, 0, foreign_event},
-                 {NULL, NULL},
-                 st.st_dev,
-                 st.st_ino,
-                 1,
-                 0};
+    foreign f = {
+        {fd, -1, {NULL, NULL}, {NULL, NULL}, {0, 0}, 0, foreign_event, 0},
+        {NULL, NULL},
+        st.st_dev,
+        st.st_ino,
+        1,
+        0};
     if ((rc = L->be->add(L->p, &f.w, events | NET__POLL)) < 0) return rc;
     gt__list_push(&L->foreign, &f.link);
     /* Both slots name this thread, whichever direction fires. */

@@ -16,7 +16,7 @@
 # Build trees go to build/test-*.  Set SL_TEST_QUICK=1 to run step 1 only.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash tools/deps.sh build-essential cmake pkg-config libcmocka-dev valgrind \
+bash tools/deps.sh build-essential cmake pkg-config libcmocka-dev valgrind liburing-dev \
     gdb libboost-context-dev libuv1-dev \
     lua5.1 lua5.2 lua5.3 lua5.4 luajit liblua5.1-0-dev liblua5.2-dev \
     liblua5.3-dev liblua5.4-dev libluajit-5.1-dev lua-socket lua-luv luarocks \

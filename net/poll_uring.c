@@ -1,0 +1,301 @@
+/* io_uring backend: completion-based, where the others wait for readiness.
+ *
+ * Why this shape.  On epoll an echo round trip costs a recv, a send and a
+ * share of epoll_wait: two or more system calls, and the kernel's work
+ * behind them, are most of the server's time.  Here a step that would
+ * make the system call and then wait (net__xfer) instead puts the request
+ * into the submission queue with the op's own buffer (the caller's, or
+ * the socket's read-ahead buffer for receive patterns) and parks; the
+ * loop hands every request of its round to the kernel in the one
+ * io_uring_enter that also waits, and the request's completion wakes the
+ * op, whose next step takes the result.  A send is submitted too, and its
+ * thread waits for the completion, which normally arrives in that same
+ * enter: so a round trip makes no system call of its own, and N of them
+ * share one enter.
+ *
+ * The ring is set up with SINGLE_ISSUER and DEFER_TASKRUN (the loop is
+ * the only user of its ring, and completions are then posted only when
+ * it asks for them, with no interrupts of the thread in between) and its
+ * descriptor registered; a ring that refuses those flags (an older
+ * kernel) is made without them.  SQPOLL is not used: its kernel thread
+ * would need a core of its own, and this library's servers run one loop
+ * per core.
+ *
+ * Readiness still exists: accept, connect, a TLS layer doing its own
+ * reads, net_wait's descriptors and the resolver's eventfd wait through
+ * IORING_OP_POLL_ADD, one-shot per direction (re-armed by the next wait,
+ * as the level-triggered backends re-state their interest), multishot for
+ * the resolver, which is watched for as long as it lives.  A poll holds
+ * the open file, not the number, and is removed by its own request, so
+ * net_wait's rules (net/internal.h) hold.
+ *
+ * Buffers.  A request owns its buffer until its completion is reaped.
+ * Whatever ends an op early (its deadline, cancellation of its thread,
+ * net_op_cancel, net_close) first cancels the request and waits for its
+ * completion (settle, del), so no buffer is ever written or read after
+ * the call that owned it returned.  Completions reaped in such a wait are
+ * kept and handed out by the next wait.
+ *
+ * Each request's user_data is its waitable's address with the request in
+ * the low two bits (below); the waitable's `ring` says which are in the
+ * kernel. */
+#include "uring.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <sys/socket.h>
+#ifdef GT__VALGRIND
+#include <valgrind/memcheck.h>
+#else
+#define VALGRIND_MAKE_MEM_DEFINED(p, n) ((void)(p), (void)(n))
+#endif
+
+#define XFER(dir) (1u << (dir)) /* a recv [0] or send [1] */
+#define POLL(dir) (4u << (dir)) /* a poll for one direction */
+#define SOCKET_BIT 16u          /* a socket: it has sub[] */
+#define TAG_MASK 3u             /* user_data's request bits */
+#define CANCEL_UD ((uint64_t)0) /* the cancel requests' own */
+
+static uint64_t ud(net__waitable *w, unsigned tag)
+{
+    return (uint64_t)(uintptr_t)w | tag;
+}
+
+/* Queues ev for the next wait. */
+static void pend(net__poller *p, net__waitable *w, int events)
+{
+    if (p->npend == p->cpend) {
+        int cap = p->cpend ? p->cpend * 2 : 256;
+        net__event *e = realloc(p->pend, (size_t)cap * sizeof *e);
+        /* A completion's event cannot be put back: without room its op
+         * would wait forever, so running out here is fatal. */
+        if (!e) gt__fatal(__FILE__, __LINE__, "io_uring: out of memory");
+        p->pend = e;
+        p->cpend = cap;
+    }
+    p->pend[p->npend++] = (net__event){w, events};
+}
+
+static int poll_events(int res)
+{
+    if (res < 0) return NET_IN | NET_OUT | NET__HUP;
+    int ev = 0;
+    if (res & (POLLIN | POLLRDHUP)) ev |= NET_IN;
+    if (res & POLLOUT) ev |= NET_OUT;
+    if (res & (POLLERR | POLLHUP)) ev |= NET_IN | NET_OUT;
+    if (res & (POLLRDHUP | POLLERR | POLLHUP)) ev |= NET__HUP;
+    return ev;
+}
+
+/* A transfer's completion.  A receive into the socket's read-ahead
+ * buffer becomes buffered bytes at once, as the step would have made
+ * them; anything else waits in sub[] for the step that submitted it. */
+static void xfer_done(net__poller *p, net_sock *s, int dir, int res)
+{
+    net__sub *u = &s->sub[dir];
+    p->inflight--;
+    if (res == -ECANCELED) { /* settle or del took it back: no result */
+        u->state = NET__SUB_NONE;
+        return;
+    }
+    if (!dir && res > 0) VALGRIND_MAKE_MEM_DEFINED(u->buf, (size_t)res);
+    if (!dir && res > 0 && u->buf == s->rbuf) {
+        s->rpos = 0;
+        s->rlen = (size_t)res;
+        s->in += (uint64_t)res;
+        s->streak += (size_t)res;
+        u->state = NET__SUB_NONE;
+    } else {
+        u->res = res;
+        u->state = NET__SUB_DONE;
+    }
+    pend(p, &s->w, dir ? NET_OUT : NET_IN);
+}
+
+/* Takes every completion there is, queueing its event. */
+static void reap(net__poller *p)
+{
+    struct io_uring_cqe *cqe;
+    unsigned head, n = 0;
+    io_uring_for_each_cqe(&p->ring, head, cqe)
+    {
+        n++;
+        if (cqe->user_data == CANCEL_UD) continue;
+        net__waitable *w = (void *)(uintptr_t)(cqe->user_data & ~(uint64_t)7);
+        unsigned tag = (unsigned)(cqe->user_data & TAG_MASK);
+        if (tag < 2) {
+            w->ring &= ~XFER(tag);
+            xfer_done(p, (net_sock *)(void *)w, (int)tag, cqe->res);
+            continue;
+        }
+        if (!(cqe->flags & IORING_CQE_F_MORE)) {
+            w->ring &= ~POLL(tag - 2);
+            p->inflight--;
+        }
+        if (cqe->res == -ECANCELED) continue;
+        int ev = poll_events(cqe->res);
+        /* A socket's poll is for one direction (a hang-up wakes both). */
+        if ((w->ring & SOCKET_BIT) && !(ev & NET__HUP))
+            ev &= tag == 2 ? NET_IN : NET_OUT;
+        pend(p, w, ev);
+    }
+    io_uring_cq_advance(&p->ring, n);
+}
+
+/* A free submission slot, handing the full queue to the kernel if need
+ * be; NULL (with *err) only if the kernel takes none. */
+static struct io_uring_sqe *sqe_get(net__poller *p, int *err)
+{
+    struct io_uring_sqe *sqe = io_uring_get_sqe(&p->ring);
+    while (!sqe) {
+        int rc = io_uring_submit(&p->ring);
+        if (rc < 0 && rc != -EINTR && rc != -EAGAIN && rc != -EBUSY) {
+            *err = rc;
+            return NULL;
+        }
+        if (rc <= 0) reap(p); /* make room in the completion queue */
+        sqe = io_uring_get_sqe(&p->ring);
+    }
+    return sqe;
+}
+
+/* Cancels the requests of w named by `bits` and waits until the kernel
+ * has completed them all. */
+static void cancel_wait(net__poller *p, net__waitable *w, unsigned bits)
+{
+    int err = 0;
+    for (unsigned tag = 0; tag < 4; tag++) {
+        unsigned bit = tag < 2 ? XFER(tag) : POLL(tag - 2);
+        if (!(w->ring & bits & bit)) continue;
+        struct io_uring_sqe *sqe = sqe_get(p, &err);
+        if (!sqe) break;
+        io_uring_prep_cancel64(sqe, ud(w, tag), 0);
+        io_uring_sqe_set_data64(sqe, CANCEL_UD);
+    }
+    while (w->ring & bits & (XFER(0) | XFER(1) | POLL(0) | POLL(1))) {
+        int rc = io_uring_submit_and_wait(&p->ring, 1);
+        if (rc < 0 && rc != -EINTR && rc != -ETIME)
+            gt__fatal(__FILE__, __LINE__, "io_uring: cannot cancel");
+        reap(p);
+    }
+}
+
+/* Drops queued events that name w, which is going away. */
+static void unpend(net__poller *p, const net__waitable *w)
+{
+    int k = p->hpend;
+    for (int i = p->hpend; i < p->npend; i++)
+        if (p->pend[i].w != w) p->pend[k++] = p->pend[i];
+    p->npend = k;
+}
+
+static int poll_arm(net__poller *p, net__waitable *w, unsigned tag,
+                    unsigned mask, int multi)
+{
+    int err = 0;
+    struct io_uring_sqe *sqe = sqe_get(p, &err);
+    if (!sqe) return err;
+    if (multi)
+        io_uring_prep_poll_multishot(sqe, w->fd, mask);
+    else
+        io_uring_prep_poll_add(sqe, w->fd, mask);
+    io_uring_sqe_set_data64(sqe, ud(w, tag));
+    w->ring |= POLL(tag - 2);
+    p->inflight++;
+    return 0;
+}
+
+/* add and mod: arm a poll for each wanted direction that has none and no
+ * transfer in the kernel (whose completion is the event). */
+static int watch(net__poller *p, net__waitable *w, int events)
+{
+    if (events & NET__POLL) {
+        unsigned m = ((events & NET_IN) ? POLLIN : 0) |
+                     ((events & NET_OUT) ? POLLOUT : 0);
+        return poll_arm(p, w, 2, m, 0);
+    }
+    if (w->on_event) /* the resolver's eventfd, for its whole life */
+        return (w->ring & POLL(0)) ? 0 : poll_arm(p, w, 2, POLLIN, 1);
+    w->ring |= SOCKET_BIT;
+    for (int dir = 0; dir < 2; dir++) {
+        if (!(events & (dir ? NET_OUT : NET_IN))) continue;
+        if (w->ring & (XFER(dir) | POLL(dir))) continue;
+        int rc = poll_arm(p, w, 2u + (unsigned)dir,
+                          dir ? POLLOUT : POLLIN | POLLRDHUP, 0);
+        if (rc < 0) return rc;
+    }
+    return 0;
+}
+
+static void del(net__poller *p, net__waitable *w)
+{
+    cancel_wait(p, w, ~0u);
+    unpend(p, w);
+    if (w->ring & SOCKET_BIT) {
+        net_sock *s = (net_sock *)(void *)w;
+        s->sub[0].state = s->sub[1].state = NET__SUB_NONE;
+    }
+}
+
+static ssize_t submit(net__poller *p, net_sock *s, int dir, void *buf, size_t n)
+{
+    net__sub *u = &s->sub[dir];
+    if (u->state == NET__SUB_BUSY) return -EAGAIN;
+    if (u->state == NET__SUB_DONE) {
+        if (u->buf != buf) return -EAGAIN; /* another op's result */
+        u->state = NET__SUB_NONE;
+        if (u->res != -EAGAIN && u->res != -EINTR) return u->res;
+    }
+    int err = 0;
+    struct io_uring_sqe *sqe = sqe_get(p, &err);
+    if (!sqe) return err;
+    if (dir)
+        io_uring_prep_send(sqe, s->w.fd, buf, n, MSG_NOSIGNAL);
+    else
+        io_uring_prep_recv(sqe, s->w.fd, buf, n, 0);
+    io_uring_sqe_set_data64(sqe, ud(&s->w, (unsigned)dir));
+    u->buf = buf;
+    u->state = NET__SUB_BUSY;
+    s->w.ring |= XFER(dir) | SOCKET_BIT;
+    s->registered = 1; /* net_close must take it out */
+    p->inflight++;
+    return -EAGAIN;
+}
+
+static int settle(net__poller *p, net_sock *s, int dir, int keep)
+{
+    if (s->w.ring & XFER(dir)) cancel_wait(p, &s->w, XFER(dir));
+    if (s->sub[dir].state != NET__SUB_DONE) return 0;
+    if (keep) return 1;
+    s->sub[dir].state = NET__SUB_NONE;
+    return 0;
+}
+
+static int wait_events(net__poller *p, int timeout_ms, net__event *out, int max)
+{
+    if (p->hpend == p->npend) {
+        p->hpend = p->npend = 0;
+        int rc = net__uring_enter(p, timeout_ms);
+        if (rc < 0) return rc;
+        reap(p);
+    }
+    int n = p->npend - p->hpend < max ? p->npend - p->hpend : max;
+    for (int i = 0; i < n; i++) out[i] = p->pend[p->hpend + i];
+    p->hpend += n;
+    return n;
+}
+
+const net__backend net__uring_backend = {
+    "uring",
+    0,
+    net__uring_create,
+    net__uring_destroy,
+    watch,
+    watch,
+    del,
+    wait_events,
+    submit,
+    settle,
+};

@@ -1,0 +1,87 @@
+/* The io_uring backend's ring: set-up with the flags that pay, and the
+ * one enter per loop round that submits and waits (see poll_uring.c for
+ * the design). */
+#include "uring.h"
+
+#include <errno.h>
+#include <stdlib.h>
+
+#define NET__URING_SQ 1024 /* submissions per enter before one is forced */
+#define NET__URING_CQ                                                          \
+    16384 /* completions the ring holds (more overflow                         \
+             into the kernel's list, never dropped) */
+
+/* Flag sets tried in turn: the newest kernels take the first. */
+static const unsigned setup_flags[] = {
+    IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN |
+        IORING_SETUP_TASKRUN_FLAG,
+    IORING_SETUP_COOP_TASKRUN | IORING_SETUP_TASKRUN_FLAG,
+    0,
+};
+
+int net__uring_create(net__poller **out)
+{
+    net__poller *p = calloc(1, sizeof *p);
+    if (!p) return -ENOMEM;
+    int rc = -EINVAL;
+    for (size_t i = 0; i < sizeof setup_flags / sizeof *setup_flags; i++) {
+        struct io_uring_params pr = {0};
+        pr.flags = setup_flags[i] | IORING_SETUP_CQSIZE;
+        pr.cq_entries = NET__URING_CQ;
+        rc = io_uring_queue_init_params(NET__URING_SQ, &p->ring, &pr);
+        if (rc == 0) {
+            p->features = pr.features;
+            p->taskrun_flag = (setup_flags[i] & IORING_SETUP_TASKRUN_FLAG) != 0;
+            break;
+        }
+        if (rc != -EINVAL) break; /* not a flag this kernel lacks */
+    }
+    if (rc < 0) {
+        free(p);
+        return rc;
+    }
+    /* Saves the descriptor look-up of every enter; optional. */
+    io_uring_register_ring_fd(&p->ring);
+    *out = p;
+    return 0;
+}
+
+void net__uring_destroy(net__poller *p)
+{
+    io_uring_queue_exit(&p->ring);
+    free(p->pend);
+    free(p);
+}
+
+/* Whether a completion may be waiting to be posted or read. */
+static int may_have_completions(const net__poller *p)
+{
+    const struct io_uring *r = &p->ring;
+    if (io_uring_cq_ready(r)) return 1;
+    if (!p->inflight) return 0;
+    if (!p->taskrun_flag) return 1;
+    return (IO_URING_READ_ONCE(*r->sq.kflags) &
+            (IORING_SQ_TASKRUN | IORING_SQ_CQ_OVERFLOW)) != 0;
+}
+
+int net__uring_enter(net__poller *p, int timeout_ms)
+{
+    struct io_uring *r = &p->ring;
+    int rc;
+    if (timeout_ms == 0) {
+        if (!io_uring_sq_ready(r) && !may_have_completions(p)) return 0;
+        rc = io_uring_submit_and_get_events(r);
+    } else if (timeout_ms < 0) {
+        rc = io_uring_submit_and_wait(r, 1);
+    } else {
+        struct __kernel_timespec ts = {
+            timeout_ms / 1000, (long long)(timeout_ms % 1000) * 1000000};
+        struct io_uring_cqe *cqe;
+        rc = io_uring_submit_and_wait_timeout(r, &cqe, 1, &ts, NULL);
+    }
+    /* A wait that timed out or was interrupted just ends the round, and
+     * so does a full completion queue (EBUSY, EAGAIN): reaping empties
+     * it. */
+    if (rc == -ETIME || rc == -EINTR || rc == -EBUSY || rc == -EAGAIN) return 0;
+    return rc < 0 ? rc : 0;
+}
