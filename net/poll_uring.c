@@ -44,8 +44,10 @@
 #include <errno.h>
 #include <poll.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <sys/socket.h>
+#include <time.h>
 #ifdef GT__VALGRIND
 #include <valgrind/memcheck.h>
 #else
@@ -63,18 +65,22 @@ static uint64_t ud(net__waitable *w, unsigned tag)
     return (uint64_t)(uintptr_t)w | tag;
 }
 
-/* Queues ev for the next wait. */
+/* Makes room for one more queued event; -ENOMEM leaves the completion
+ * in the ring, for a later reap. */
+static int pend_room(net__poller *p)
+{
+    if (p->npend < p->cpend) return 0;
+    int cap = p->cpend ? p->cpend * 2 : 256;
+    net__event *e = realloc(p->pend, (size_t)cap * sizeof *e);
+    if (!e) return -ENOMEM;
+    p->pend = e;
+    p->cpend = cap;
+    return 0;
+}
+
+/* Queues an event for the next wait (pend_room made room). */
 static void pend(net__poller *p, net__waitable *w, int events)
 {
-    if (p->npend == p->cpend) {
-        int cap = p->cpend ? p->cpend * 2 : 256;
-        net__event *e = realloc(p->pend, (size_t)cap * sizeof *e);
-        /* A completion's event cannot be put back: without room its op
-         * would wait forever, so running out here is fatal. */
-        if (!e) gt__fatal(__FILE__, __LINE__, "io_uring: out of memory");
-        p->pend = e;
-        p->cpend = cap;
-    }
     p->pend[p->npend++] = (net__event){w, events};
 }
 
@@ -114,13 +120,15 @@ static void xfer_done(net__poller *p, net_sock *s, int dir, int res)
     pend(p, &s->w, dir ? NET_OUT : NET_IN);
 }
 
-/* Takes every completion there is, queueing its event. */
+/* Takes every completion there is (as long as there is memory to queue
+ * its event). */
 static void reap(net__poller *p)
 {
     struct io_uring_cqe *cqe;
     unsigned head, n = 0;
     io_uring_for_each_cqe(&p->ring, head, cqe)
     {
+        if (pend_room(p) < 0) break;
         n++;
         if (cqe->user_data == CANCEL_UD) continue;
         net__waitable *w = (void *)(uintptr_t)(cqe->user_data & ~(uint64_t)7);
@@ -176,9 +184,17 @@ static void cancel_wait(net__poller *p, net__waitable *w, unsigned bits)
     }
     while (w->ring & bits & (XFER(0) | XFER(1) | POLL(0) | POLL(1))) {
         int rc = io_uring_submit_and_wait(&p->ring, 1);
-        if (rc < 0 && rc != -EINTR && rc != -ETIME)
-            gt__fatal(__FILE__, __LINE__, "io_uring: cannot cancel");
+        if (rc < 0 && rc != -EINTR && rc != -ETIME) {
+            char what[96];
+            snprintf(what, sizeof what, "poller wait failed: %s",
+                     net_strerror(rc));
+            gt__fatal(__FILE__, __LINE__, what);
+        }
         reap(p);
+        if (p->npend == p->cpend) { /* no memory for their events: pause */
+            struct timespec ts = {0, 1000000};
+            nanosleep(&ts, NULL);
+        }
     }
 }
 

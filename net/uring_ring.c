@@ -23,6 +23,13 @@ int net__uring_create(net__poller **out)
 {
     net__poller *p = calloc(1, sizeof *p);
     if (!p) return -ENOMEM;
+    /* Room for a first batch of events, so that a loop round rarely
+     * allocates (poll_uring.c grows it when more come at once). */
+    p->cpend = 256;
+    if (!(p->pend = malloc((size_t)p->cpend * sizeof *p->pend))) {
+        free(p);
+        return -ENOMEM;
+    }
     int rc = -EINVAL;
     for (size_t i = 0; i < sizeof setup_flags / sizeof *setup_flags; i++) {
         struct io_uring_params pr = {0};
@@ -37,6 +44,7 @@ int net__uring_create(net__poller **out)
         if (rc != -EINVAL) break; /* not a flag this kernel lacks */
     }
     if (rc < 0) {
+        free(p->pend);
         free(p);
         return rc;
     }

@@ -26,10 +26,12 @@
 #include <socketloop/gt.h>
 
 const char *const fault_site_name[FS_NSITES] = {
-    "mmap",   "mprotect",      "malloc",      "calloc",         "realloc",
-    "strdup", "epoll_create1", "epoll_ctl",   "epoll_wait",     "poll",
-    "select", "socket",        "eventfd",     "accept4",        "connect",
-    "recv",   "send",          "getaddrinfo", "pthread_create",
+    "mmap",        "mprotect",    "malloc",         "calloc",
+    "realloc",     "strdup",      "epoll_create1",  "epoll_ctl",
+    "epoll_wait",  "poll",        "select",         "socket",
+    "eventfd",     "accept4",     "connect",        "recv",
+    "send",        "getaddrinfo", "pthread_create", "uring_setup",
+    "uring_enter",
 };
 
 static atomic_int armed, hit;
@@ -255,3 +257,55 @@ int __wrap_pthread_create(pthread_t *t, const pthread_attr_t *attr,
     int err = take(FS_PTHREAD_CREATE);
     return err ? err : __real_pthread_create(t, attr, fn, arg);
 }
+
+#ifdef SL_FAULT_URING
+#include <liburing.h>
+
+/* liburing returns -errno. */
+int __real_io_uring_queue_init_params(unsigned, struct io_uring *,
+                                      struct io_uring_params *);
+int __wrap_io_uring_queue_init_params(unsigned, struct io_uring *,
+                                      struct io_uring_params *);
+int __real_io_uring_submit_and_wait(struct io_uring *, unsigned);
+int __wrap_io_uring_submit_and_wait(struct io_uring *, unsigned);
+int __real_io_uring_submit_and_get_events(struct io_uring *);
+int __wrap_io_uring_submit_and_get_events(struct io_uring *);
+int __real_io_uring_submit_and_wait_timeout(struct io_uring *,
+                                            struct io_uring_cqe **, unsigned,
+                                            struct __kernel_timespec *,
+                                            sigset_t *);
+int __wrap_io_uring_submit_and_wait_timeout(struct io_uring *,
+                                            struct io_uring_cqe **, unsigned,
+                                            struct __kernel_timespec *,
+                                            sigset_t *);
+
+int __wrap_io_uring_queue_init_params(unsigned n, struct io_uring *r,
+                                      struct io_uring_params *p)
+{
+    int err = take(FS_URING_SETUP);
+    return err ? -err : __real_io_uring_queue_init_params(n, r, p);
+}
+
+int __wrap_io_uring_submit_and_wait(struct io_uring *r, unsigned n)
+{
+    int err = take(FS_URING_ENTER);
+    return err ? -err : __real_io_uring_submit_and_wait(r, n);
+}
+
+int __wrap_io_uring_submit_and_get_events(struct io_uring *r)
+{
+    int err = take(FS_URING_ENTER);
+    return err ? -err : __real_io_uring_submit_and_get_events(r);
+}
+
+int __wrap_io_uring_submit_and_wait_timeout(struct io_uring *r,
+                                            struct io_uring_cqe **cqe,
+                                            unsigned n,
+                                            struct __kernel_timespec *ts,
+                                            sigset_t *sig)
+{
+    int err = take(FS_URING_ENTER);
+    return err ? -err
+               : __real_io_uring_submit_and_wait_timeout(r, cqe, n, ts, sig);
+}
+#endif

@@ -28,6 +28,8 @@ enum {
     FS_SEND,
     FS_GETADDRINFO,
     FS_PTHREAD_CREATE,
+    FS_URING_SETUP, /* io_uring_queue_init_params */
+    FS_URING_ENTER, /* the io_uring_submit* calls that enter the kernel */
     FS_NSITES
 };
 

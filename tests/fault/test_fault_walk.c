@@ -37,7 +37,11 @@
  *   caller gets that error.
  * - getaddrinfo: EAI_FAIL gives NET_ERESOLVE, EAI_AGAIN NET_ETRYAGAIN.
  * - pthread_create: with no resolver thread running, the lookup fails
- *   with -EAGAIN. */
+ *   with -EAGAIN.
+ * - io_uring (when built): a ring that cannot be set up (ENOMEM, EPERM)
+ *   leaves the loop on epoll, which recovers; an enter is the poller's
+ *   wait (EINTR recovers, EBADF aborts).  recv and send are then mostly
+ *   requests, whose errors come back in completions, not in a call. */
 #include "net_test.h"
 
 #include "fault.h"
@@ -84,6 +88,10 @@ static const kind kinds[] = {
     {FS_GETADDRINFO, EAI_FAIL, "EAI_FAIL", REPORT, NULL},
     {FS_GETADDRINFO, EAI_AGAIN, "EAI_AGAIN", REPORT, NULL},
     {FS_PTHREAD_CREATE, EAGAIN, "EAGAIN", REPORT, NULL},
+    {FS_URING_SETUP, ENOMEM, "ENOMEM", RECOVER, "uring"},
+    {FS_URING_SETUP, EPERM, "EPERM", RECOVER, "uring"},
+    {FS_URING_ENTER, EINTR, "EINTR", RECOVER, "uring"},
+    {FS_URING_ENTER, EBADF, "EBADF", ABORT, "uring"},
 };
 #define NKINDS TG_ARRAY_LEN(kinds)
 
@@ -298,6 +306,16 @@ static void test_select(void **state)
     walk("select");
 }
 
+static void test_uring(void **state)
+{
+    (void)state;
+#ifdef SL_FAULT_URING
+    walk("uring");
+#else
+    skip(); /* built without the io_uring backend */
+#endif
+}
+
 int main(void)
 {
     poller_env = nt_poller_env();
@@ -308,6 +326,7 @@ int main(void)
         cmocka_unit_test(test_epoll),
         cmocka_unit_test(test_poll),
         cmocka_unit_test(test_select),
+        cmocka_unit_test(test_uring),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
