@@ -14,6 +14,7 @@ struct net__poller {
     int taskrun_flag;  /* the kernel flags pending completions in the
                           submission ring (IORING_SETUP_TASKRUN_FLAG) */
     size_t inflight;   /* requests in the kernel */
+    int evfd;          /* under Valgrind: signalled on completions */
     net__event *pend;  /* events reaped and not yet handed out */
     int hpend, npend;  /* they are pend[hpend .. npend) */
     int cpend;         /* pend's room */
