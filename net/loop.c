@@ -91,6 +91,7 @@ net__loop *net__get(int *err)
         return NULL;
     }
     L->io.wait = net__loop_wait;
+    L->io.name = L->be->name;
     gt__list_init(&L->foreign);
     gt__io_set(&L->io); /* makes the scheduler too */
     pthread_once(&exit_once, make_exit_key);

@@ -46,6 +46,7 @@ static int by_id(const void *a, const void *b)
 int gt_dump(FILE *out)
 {
     gt__sched *S = gt__get();
+    if (S->io && S->io->name) fprintf(out, "poller %s\n", S->io->name);
     gt__thread **v = malloc(S->ids_n * sizeof(gt__thread *) + 1);
     size_t n = 0;
     for (size_t i = 0; i < S->ids_cap; i++)

@@ -30,8 +30,9 @@ typedef struct gt__io {
     /* Waits at most timeout_ms (-1: no limit) and makes the green threads
      * whose events came ready with gt__wake. */
     void (*wait)(struct gt__io *io, int timeout_ms);
-    size_t waiters; /* green threads parked on I/O: while any is, the
-                       loop cannot be deadlocked */
+    size_t waiters;   /* green threads parked on I/O: while any is, the
+                         loop cannot be deadlocked */
+    const char *name; /* the poller's, which gt_dump reports */
 } gt__io;
 
 /* Installs the calling OS thread's poller, making its scheduler if need

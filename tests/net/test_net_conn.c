@@ -154,8 +154,8 @@ typedef struct cw_ctx {
     /* The closer's observations. */
     int fd, close_rc;
     uint64_t out_before;
-    int open_after_close;  /* F_GETFD worked right after net_close */
-    int open_after_leave;  /* ... and after the waiters left */
+    int open_after_close; /* F_GETFD worked right after net_close */
+    int open_after_leave; /* ... and after the waiters left */
     int errno_after_leave;
     int other_fd; /* a descriptor opened while the waiters were still in */
     int64_t t_close;
@@ -416,8 +416,8 @@ static void two_connector(void *p)
     two_ctx *c = p;
     net_sock *s;
     gt_sleep(gt_now() + PEER_DELAY);
-    c->rc_peer =
-        net_connect(&s, "127.0.0.1", c->port, NULL, 0, gt_now() + tg_slack_ms());
+    c->rc_peer = net_connect(&s, "127.0.0.1", c->port, NULL, 0,
+                             gt_now() + tg_slack_ms());
     if (c->rc_peer == 0) net_close(s);
 }
 
@@ -602,7 +602,8 @@ static void pipe_writer(void *p)
     pipe_ctx *c = p;
     static const char data[1000] = {0};
     for (c->tries = 0; c->tries < 100; c->tries++) {
-        c->rc = net_send(c->a, data, sizeof data, NULL, gt_now() + tg_slack_ms());
+        c->rc =
+            net_send(c->a, data, sizeof data, NULL, gt_now() + tg_slack_ms());
         if (c->rc < 0) break;
         gt_sleep(gt_now() + 5);
     }
@@ -650,9 +651,11 @@ static void to_reader(void *p)
     int64_t t0 = gt_now();
     c->rc_to = net_recv(c->a, c->buf, sizeof c->buf, t0 + 50);
     c->took = gt_now() - t0;
-    c->rc_after = net_recv(c->a, c->buf, sizeof c->buf, gt_now() + tg_slack_ms());
+    c->rc_after =
+        net_recv(c->a, c->buf, sizeof c->buf, gt_now() + tg_slack_ms());
     /* Cancelled while parked: -ECANCELED. */
-    c->rc_cancel = net_recv(c->a, c->buf, sizeof c->buf, gt_now() + tg_slack_ms());
+    c->rc_cancel =
+        net_recv(c->a, c->buf, sizeof c->buf, gt_now() + tg_slack_ms());
 }
 
 static void to_writer(void *p)
@@ -804,7 +807,8 @@ typedef struct serve_ctx {
     int port;
     int handled, closed_self, handler_errors;
     int saw_conn_name, saw_acceptor_name;
-    int slow; /* the handler sleeps before replying */
+    int saw_poller; /* the dump names the poller the loop runs on */
+    int slow;       /* the handler sleeps before replying */
     int clients_done;
     int close_early; /* the first client closes the listener at once */
     int rc_connect[SERVE_CLIENTS];
@@ -829,6 +833,9 @@ static void handler(net_sock *s, void *arg)
             fclose(f);
             c->saw_conn_name = strstr(dump, "conn") != NULL;
             c->saw_acceptor_name = strstr(dump, "acceptor") != NULL;
+            char want[32];
+            snprintf(want, sizeof want, "poller %s\n", net_poller_name());
+            c->saw_poller = strstr(dump, want) != NULL;
             free(dump);
         }
     }
@@ -866,7 +873,8 @@ static void serve_client(void *p)
         net_buf all = {NULL, 0, 0};
         net_send(s, msg, (size_t)n, NULL, dl);
         c->rc_all[i] = net_receive(s, NET_ALL, 0, &all, dl);
-        if (all.len < sizeof c->reply[i]) memcpy(c->reply[i], all.data, all.len);
+        if (all.len < sizeof c->reply[i])
+            memcpy(c->reply[i], all.data, all.len);
         net_buf_free(&all);
         net_close(s);
     }
@@ -894,6 +902,7 @@ static void run_serve(int slow, int close_early)
     assert_int_equal(c.handled, n);
     assert_int_equal(c.handler_errors, 0);
     assert_true(c.saw_conn_name);
+    assert_true(c.saw_poller);
     if (!close_early) assert_true(c.saw_acceptor_name);
     for (int i = 0; i < n; i++) {
         char want[64];

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The echo benchmark matrix: socketloop-echo against a hand-written epoll
+# The echo benchmark matrix: socketloop-echo (on epoll, and as
+# socketloop-uring on the io_uring backend) against a hand-written epoll
 # echo server (echo-epoll-ref, the floor) and a libuv one (echo-libuv-ref),
 # and the Lua module's echo server (socketloop-lua: tools/echo.lua on
 # lua5.4; socketloop-luajit: the same script on luajit) against luv's
@@ -67,6 +68,15 @@ for t in socketloop-echo socketloop-load echo-epoll-ref; do
     [ -x "$bin/$t" ] || die "$bin/$t not found: build first (cmake --build $build), or pass the build directory"
 done
 servers=(socketloop-echo echo-epoll-ref)
+# socketloop-uring: socketloop-echo on the io_uring backend, when built
+# with it and the kernel lets the program make a ring (its -v says which
+# poller it runs on).
+if timeout 5 "$bin/socketloop-echo" -b uring -v -p 0 2>&1 >/dev/null </dev/null |
+    grep -q -m1 'poller uring'; then
+    servers+=(socketloop-uring)
+else
+    say "note: socketloop-echo does not run on io_uring here (built without liburing-dev, or the kernel refuses): the socketloop-uring rows are left out"
+fi
 if [ -x "$bin/echo-libuv-ref" ]; then
     servers+=(echo-libuv-ref)
 else
@@ -134,6 +144,7 @@ start_server() { # name: starts it on CPU 0 with a free port
     socketloop-lua) cmd=("${lua_env[@]}" lua5.4 "$root/tools/echo.lua" 0) ;;
     socketloop-luajit) cmd=("${jit_env[@]}" luajit "$root/tools/echo.lua" 0) ;;
     luv-ref) cmd=(lua5.4 "$root/tools/echo-luv.lua" 0) ;;
+    socketloop-uring) cmd=(env SOCKETLOOP_POLLER=uring "$bin/socketloop-echo" -p 0) ;;
     *) cmd=("$bin/$1" -p 0) ;;
     esac
     taskset -c 0 "${cmd[@]}" >"$tmp/srv.out" 2>"$tmp/srv.err" &

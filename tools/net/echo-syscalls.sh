@@ -6,7 +6,8 @@
 #   tools/net/echo-syscalls.sh SERVER N [BUILD_DIR]
 #
 # SERVER: socketloop-lua (tools/echo.lua on lua5.4), luv-ref
-# (tools/echo-luv.lua), socketloop-echo or echo-epoll-ref.  Server on CPU
+# (tools/echo-luv.lua), socketloop-echo, socketloop-uring (socketloop-echo
+# on the io_uring backend) or echo-epoll-ref.  Server on CPU
 # 0, load on CPU 1, 64-byte messages, 5 s of load, 2 s counted.
 set -eu
 here=$(cd "$(dirname "$0")" && pwd)
@@ -20,6 +21,8 @@ socketloop-lua) cmd=(env "LUA_PATH=$build/lua/5.4/?.lua;;"
     "LUA_CPATH=$build/lua/5.4/?.so;;" lua5.4 "$root/tools/echo.lua" 0) ;;
 luv-ref) cmd=(lua5.4 "$root/tools/echo-luv.lua" 0) ;;
 socketloop-echo | echo-epoll-ref) cmd=("$build/tools/net/$kind" -p 0) ;;
+socketloop-uring) cmd=(env SOCKETLOOP_POLLER=uring
+    "$build/tools/net/socketloop-echo" -p 0) ;;
 *) echo "unknown server: $kind" >&2; exit 2 ;;
 esac
 taskset -c 0 "${cmd[@]}" >"$tmp/out" 2>"$tmp/err" &

@@ -30,13 +30,13 @@ static const char usage[] =
     "                       [-t THREADS] [-i IDLE_SECONDS] [-o SEND_MS] [-v]\n"
     "  -a HOST   address to listen on (default 127.0.0.1)\n"
     "  -p PORT   port (default 7000; 0 picks a free one)\n"
-    "  -b NAME   poller (sets SOCKETLOOP_POLLER)\n"
+    "  -b NAME   poller: epoll, poll, select, uring (sets SOCKETLOOP_POLLER)\n"
     "  -t N      N OS threads, each with its own loop and SO_REUSEPORT "
     "listener\n"
     "  -i SEC    close a connection idle this long (default 0: never)\n"
     "  -o MS     deadline of each send; a peer that stops reading is dropped\n"
     "            after it (default 0: none)\n"
-    "  -v        report errors and counts on stderr\n";
+    "  -v        report the poller, errors and counts on stderr\n";
 
 static void echo_conn(net_sock *s, void *arg)
 {

@@ -129,6 +129,10 @@ static void *srv_worker_main(void *p)
 {
     srv_worker *w = p;
     w->rc = srv_worker_listen(w);
+    /* The poller this worker's loop really runs on (io_uring may have
+     * fallen back to epoll). */
+    if (w->rc == 0 && w->ctx.opts->verbose)
+        fprintf(stderr, "worker %d: poller %s\n", w->index, net_poller_name());
     pthread_mutex_lock(&w->group->mu);
     w->group->started++;
     pthread_cond_broadcast(&w->group->cv);
@@ -163,7 +167,7 @@ void srv_parse(srv_opts *o, int argc, char **argv, const char *usage)
         case 'p': o->port = (int)parse_long("port", optarg, 0, 65535); break;
         case 'b':
             if (strcmp(optarg, "select") != 0 && strcmp(optarg, "poll") != 0 &&
-                strcmp(optarg, "epoll") != 0) {
+                strcmp(optarg, "epoll") != 0 && strcmp(optarg, "uring") != 0) {
                 fprintf(stderr, "bad poller: %s\n", optarg);
                 exit(2);
             }
