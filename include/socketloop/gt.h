@@ -149,8 +149,9 @@ GT_API int gt_stop(void);
 GT_API int gt_run(void);
 
 /* Prints one line per live green thread of this OS thread: id, name,
- * state, what it waits on, and where it was spawned.  Returns the number
- * of lines printed. */
+ * state, what it waits on, and where it was spawned; first, on an OS
+ * thread that uses the net layer, "poller NAME".  Returns the number of
+ * green threads listed. */
 GT_API int gt_dump(FILE *out);
 
 /* --- Channels ----------------------------------------------------------
