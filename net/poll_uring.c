@@ -48,7 +48,7 @@
 #include <stdlib.h>
 #include <sys/socket.h>
 #include <time.h>
-#ifdef GT__VALGRIND
+#ifdef NET__VALGRIND
 #include <valgrind/memcheck.h>
 #else
 #define VALGRIND_MAKE_MEM_DEFINED(p, n) ((void)(p), (void)(n))

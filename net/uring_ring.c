@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
-#ifdef GT__VALGRIND
+#ifdef NET__VALGRIND
 #include <valgrind/valgrind.h>
 #endif
 
@@ -35,7 +35,7 @@ static const unsigned setup_flags[] = {
  * completions still deferred to the loop's thread.) */
 static int valgrind_wait(net__poller *p, int timeout_ms)
 {
-#ifdef GT__VALGRIND
+#ifdef NET__VALGRIND
     if (p->evfd >= 0) {
         struct io_uring *r = &p->ring;
         int rc = io_uring_submit_and_get_events(r);
@@ -58,7 +58,7 @@ static int valgrind_wait(net__poller *p, int timeout_ms)
 static void valgrind_setup(net__poller *p)
 {
     p->evfd = -1;
-#ifdef GT__VALGRIND
+#ifdef NET__VALGRIND
     if (!RUNNING_ON_VALGRIND) return;
     p->evfd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     if (p->evfd >= 0 && io_uring_register_eventfd(&p->ring, p->evfd) < 0) {

@@ -1,6 +1,7 @@
 /* Debugging aids: the registry dump, and the report of a stack overflow.
  * A guard-page hit raises SIGSEGV on a stack that has no room left, so the
  * handler runs on an alternate signal stack of its own. */
+#include "park.h" /* gt__io: the poller's name */
 #include "scheduler.h"
 
 #include <pthread.h>
