@@ -57,7 +57,9 @@ int net_unread(net_sock *s, const void *data, size_t n)
     if (net__alien(s)) return GT_EOWNER;
     if (s->closed) return NET_ECLOSED;
     if (!n) return 0;
-    if (s->rlen) return -EBUSY;
+    /* Also while a completion backend reads into the buffer it would
+     * replace. */
+    if (s->rlen || s->sub[0].state) return -EBUSY;
     net__rbuf_release(s);
     size_t cap = n > NET__RBUF ? n : NET__RBUF;
     if (!(s->rbuf = malloc(cap))) return -ENOMEM;

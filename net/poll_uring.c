@@ -58,11 +58,12 @@
 #define POLL(dir) (4u << (dir)) /* a poll for one direction */
 #define SOCKET_BIT 16u          /* a socket: it has sub[] */
 #define TAG_MASK 3u             /* user_data's request bits */
-#define CANCEL_UD ((uint64_t)0) /* the cancel requests' own */
 
-static uint64_t ud(net__waitable *w, unsigned tag)
+/* A request's user_data: its waitable's address plus the tag (waitables
+ * are aligned to 8).  Cancel requests carry NULL. */
+static void *ud(net__waitable *w, unsigned tag)
 {
-    return (uint64_t)(uintptr_t)w | tag;
+    return (char *)w + tag;
 }
 
 /* Makes room for one more queued event; -ENOMEM leaves the completion
@@ -130,9 +131,10 @@ static void reap(net__poller *p)
     {
         if (pend_room(p) < 0) break;
         n++;
-        if (cqe->user_data == CANCEL_UD) continue;
-        net__waitable *w = (void *)(uintptr_t)(cqe->user_data & ~(uint64_t)7);
-        unsigned tag = (unsigned)(cqe->user_data & TAG_MASK);
+        char *data = io_uring_cqe_get_data(cqe);
+        if (!data) continue; /* a cancel request's */
+        unsigned tag = (unsigned)((uintptr_t)data & TAG_MASK);
+        net__waitable *w = (net__waitable *)(void *)(data - tag);
         if (tag < 2) {
             w->ring &= ~XFER(tag);
             xfer_done(p, (net_sock *)(void *)w, (int)tag, cqe->res);
@@ -179,8 +181,8 @@ static void cancel_wait(net__poller *p, net__waitable *w, unsigned bits)
         if (!(w->ring & bits & bit)) continue;
         struct io_uring_sqe *sqe = sqe_get(p, &err);
         if (!sqe) break;
-        io_uring_prep_cancel64(sqe, ud(w, tag), 0);
-        io_uring_sqe_set_data64(sqe, CANCEL_UD);
+        io_uring_prep_cancel(sqe, ud(w, tag), 0);
+        io_uring_sqe_set_data(sqe, NULL);
     }
     while (w->ring & bits & (XFER(0) | XFER(1) | POLL(0) | POLL(1))) {
         int rc = io_uring_submit_and_wait(&p->ring, 1);
@@ -217,7 +219,7 @@ static int poll_arm(net__poller *p, net__waitable *w, unsigned tag,
         io_uring_prep_poll_multishot(sqe, w->fd, mask);
     else
         io_uring_prep_poll_add(sqe, w->fd, mask);
-    io_uring_sqe_set_data64(sqe, ud(w, tag));
+    io_uring_sqe_set_data(sqe, ud(w, tag));
     w->ring |= POLL(tag - 2);
     p->inflight++;
     return 0;
@@ -271,7 +273,7 @@ static ssize_t submit(net__poller *p, net_sock *s, int dir, void *buf, size_t n)
         io_uring_prep_send(sqe, s->w.fd, buf, n, MSG_NOSIGNAL);
     else
         io_uring_prep_recv(sqe, s->w.fd, buf, n, 0);
-    io_uring_sqe_set_data64(sqe, ud(&s->w, (unsigned)dir));
+    io_uring_sqe_set_data(sqe, ud(&s->w, (unsigned)dir));
     u->buf = buf;
     u->state = NET__SUB_BUSY;
     s->w.ring |= XFER(dir) | SOCKET_BIT;
