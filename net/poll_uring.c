@@ -17,9 +17,10 @@
  * the only user of its ring, and completions are then posted only when
  * it asks for them, with no interrupts of the thread in between) and its
  * descriptor registered; a ring that refuses those flags (an older
- * kernel) is made without them.  SQPOLL is not used: its kernel thread
- * would need a core of its own, and this library's servers run one loop
- * per core.
+ * kernel) is made without them.  SQPOLL is not used (and was not
+ * measured): its kernel thread spins on a core of its own, which on a
+ * two-core machine is the load's or another loop's, and the enter it
+ * saves is already shared by every request of a round.
  *
  * Readiness still exists: accept, connect, a TLS layer doing its own
  * reads, net_wait's descriptors and the resolver's eventfd wait through
@@ -27,18 +28,29 @@
  * as the level-triggered backends re-state their interest), multishot for
  * the resolver, which is watched for as long as it lives.  A poll holds
  * the open file, not the number, and is removed by its own request, so
- * net_wait's rules (net/internal.h) hold.
+ * net_wait's rules (net/internal.h) hold.  Accept and connect stay
+ * readiness-based (a poll, then accept4 or the connect verdict): they
+ * happen once per connection, not per round trip, and a multishot accept
+ * would need a queue of accepted descriptors per listener and their
+ * clean-up on close.  Known limit: their system calls remain.
  *
- * Buffers.  A request owns its buffer until its completion is reaped.
- * Whatever ends an op early (its deadline, cancellation of its thread,
- * net_op_cancel, net_close) first cancels the request and waits for its
+ * Also left for later, each a change of its own: registered files (the
+ * kernel's look-up of the descriptor per request, about 1.5% of the
+ * server's time in a profile at 1000 connections), and multishot receives
+ * into a ring of provided buffers (one request per connection for its
+ * whole life instead of one per read).  A poll-first receive
+ * (IORING_RECVSEND_POLL_FIRST after a read that drained the socket) made
+ * no difference that this machine's noise let us see. */
+**Buffers.A request owns its buffer until its completion is reaped.*
+      Whatever ends an op
+      early(its deadline, cancellation of its thread, *net_op_cancel, net_close) first cancels the request and waits for its
  * completion (settle, del), so no buffer is ever written or read after
  * the call that owned it returned.  Completions reaped in such a wait are
  * kept and handed out by the next wait.
  *
- * Each request's user_data is its waitable's address with the request in
- * the low two bits (below); the waitable's `ring` says which are in the
- * kernel. */
+ * Each request's user_data is its waitable's address plus the request's
+ * tag (ud() below);
+the waitable's `ring` says which are in the kernel. */
 #include "uring.h"
 
 #include <errno.h>
@@ -59,9 +71,10 @@
 #define SOCKET_BIT 16u          /* a socket: it has sub[] */
 #define TAG_MASK 3u             /* user_data's request bits */
 
-/* A request's user_data: its waitable's address plus the tag (waitables
- * are aligned to 8).  Cancel requests carry NULL. */
-static void *ud(net__waitable *w, unsigned tag)
+    /* A request's user_data: its waitable's address plus the tag (waitables
+     * are aligned to 8).  Cancel requests carry NULL. */
+    static void *
+    ud(net__waitable *w, unsigned tag)
 {
     return (char *)w + tag;
 }
