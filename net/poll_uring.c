@@ -40,17 +40,17 @@
  * into a ring of provided buffers (one request per connection for its
  * whole life instead of one per read).  A poll-first receive
  * (IORING_RECVSEND_POLL_FIRST after a read that drained the socket) made
- * no difference that this machine's noise let us see. */
-**Buffers.A request owns its buffer until its completion is reaped.*
-      Whatever ends an op
-      early(its deadline, cancellation of its thread, *net_op_cancel, net_close) first cancels the request and waits for its
+ * no difference that this machine's noise let us see.
+ *
+ * Buffers.  A request owns its buffer until its completion is reaped.
+ * Whatever ends an op early (its deadline, cancellation of its thread,
+ * net_op_cancel, net_close) first cancels the request and waits for its
  * completion (settle, del), so no buffer is ever written or read after
  * the call that owned it returned.  Completions reaped in such a wait are
  * kept and handed out by the next wait.
  *
  * Each request's user_data is its waitable's address plus the request's
- * tag (ud() below);
-the waitable's `ring` says which are in the kernel. */
+ * tag (ud() below); the waitable's `ring` says which are in the kernel. */
 #include "uring.h"
 
 #include <errno.h>
@@ -71,10 +71,9 @@ the waitable's `ring` says which are in the kernel. */
 #define SOCKET_BIT 16u          /* a socket: it has sub[] */
 #define TAG_MASK 3u             /* user_data's request bits */
 
-    /* A request's user_data: its waitable's address plus the tag (waitables
-     * are aligned to 8).  Cancel requests carry NULL. */
-    static void *
-    ud(net__waitable *w, unsigned tag)
+/* A request's user_data: its waitable's address plus the tag (waitables
+ * are aligned to 8).  Cancel requests carry NULL. */
+static void *ud(net__waitable *w, unsigned tag)
 {
     return (char *)w + tag;
 }
