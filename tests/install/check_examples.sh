@@ -4,6 +4,8 @@
 # given a Valgrind, each runs under memcheck instead, where any error or
 # leak fails.
 #   check_examples.sh DOCS_MAN_DIR CC LIBSOCKETLOOP.a VALGRIND|"" -I... -I...
+# SL_LINK_LIBS in the environment: what the archive needs besides -pthread
+# (-luring with the io_uring backend).
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 docs=$1 cc=$2 lib=$3 valgrind=$4
@@ -16,7 +18,8 @@ for md in "$docs"/*.[1-9].md; do
     readme_block "$md" "# EXAMPLE" c >"$work/$page.c"
     [ -s "$work/$page.c" ] || fail "$md has no C block under # EXAMPLE"
     "$cc" -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror "$@" "$work/$page.c" \
-        "$lib" -pthread -o "$work/$page" || fail "$page: the example does not compile"
+        "$lib" -pthread ${SL_LINK_LIBS:-} -o "$work/$page" ||
+        fail "$page: the example does not compile"
     if [ -n "$valgrind" ]; then
         SL_UNDER_VALGRIND=1 timeout 120 "$valgrind" --error-exitcode=99 \
             --leak-check=full --errors-for-leak-kinds=definite,indirect,possible \
