@@ -192,7 +192,9 @@ GT_API int net_server_free(net_server *srv);
 
 /* Reads what is there, up to n bytes (at least 1): returns the count, 0
  * at end of stream (the peer has closed its end), NET_ECLOSED if the
- * socket is closed on this side while it waits. */
+ * socket is closed on this side while it waits.  buf belongs to the call
+ * until it returns: on io_uring the kernel writes into it while the call
+ * waits, so calls that wait at once must not share a buffer. */
 GT_API ssize_t net_recv(net_sock *s, void *buf, size_t n, int64_t deadline);
 
 /* Writes all n bytes; returns n, or an error with *sent (if not NULL)

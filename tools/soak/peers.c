@@ -32,7 +32,9 @@ static const int mix[K_KINDS] = {30, 10, 15, 5, 20, 20};
 /* Every reader receives into this one buffer and checks the bytes before
  * it parks again; green threads of one OS thread never run at once, so
  * no other reader can overwrite them meanwhile.  One buffer instead of
- * one per reader keeps ten thousand peers cheap. */
+ * one per reader keeps ten thousand peers cheap.  Only on a readiness
+ * poller, which is why the soak runs on epoll (soak.c): on io_uring the
+ * kernel writes into the buffer of every parked net_recv. */
 static unsigned char rbuf[64 * 1024];
 
 typedef struct peer {

@@ -18,9 +18,10 @@
 
 static int child_status = -1; /* once our child has exited */
 
-/* Starts `path -p 0 -i IDLE -o OP` with its stdout on a pipe and waits
- * (10 s at most) for its "listening on HOST:PORT" line. */
-pid_t server_start(const char *path, int64_t idle_s, int64_t op_ms, int *port)
+/* Starts `path -p 0 -i IDLE -o OP [-b POLLER]` with its stdout on a pipe
+ * and waits (10 s at most) for its "listening on HOST:PORT" line. */
+pid_t server_start(const char *path, const char *poller, int64_t idle_s,
+                   int64_t op_ms, int *port)
 {
     int fds[2];
     char idle[16], op[16], line[256];
@@ -31,7 +32,11 @@ pid_t server_start(const char *path, int64_t idle_s, int64_t op_ms, int *port)
     if (pid < 0) return -errno;
     if (pid == 0) {
         dup2(fds[1], 1);
-        execl(path, path, "-p", "0", "-i", idle, "-o", op, (char *)NULL);
+        if (poller)
+            execl(path, path, "-p", "0", "-i", idle, "-o", op, "-b", poller,
+                  (char *)NULL);
+        else
+            execl(path, path, "-p", "0", "-i", idle, "-o", op, (char *)NULL);
         fprintf(stderr, "%s: %s\n", path, strerror(errno));
         _exit(127);
     }

@@ -55,7 +55,8 @@ int64_t G_end;
 static const char usage[] =
     "usage: socketloop-soak [-c CONNS] [-d SECONDS] [-w WARMUP_S] [-i IDLE_S]\n"
     "                       [-o OP_MS] [-g GRACE_MS] [-r RSS_PCT] [-s SEED]\n"
-    "                       [-e ECHO | -p PORT -P PID [-a HOST]] [--json] "
+    "                       [-e ECHO [-b POLLER] | -p PORT -P PID [-a HOST]]\n"
+    "                       [--json] "
     "[-v]\n"
     "  -c N      connections held at once (default 2000)\n"
     "  -d SEC    duration of the load (default 30)\n"
@@ -66,6 +67,8 @@ static const char usage[] =
     "  -r PCT    RSS growth allowed after warm-up (default 5)\n"
     "  -s SEED   seed of every size, pause, choice and byte (default 1)\n"
     "  -e PATH   socketloop-echo to start (default: ../net/ next to this)\n"
+    "  -b NAME   its poller (default: SOCKETLOOP_POLLER, else its own); the\n"
+    "            soak itself always runs on epoll\n"
     "  -p, -P    use the server already listening on PORT, process PID,\n"
     "            started with the same -i and -o\n"
     "  -a HOST   its address (default 127.0.0.1)\n"
@@ -91,7 +94,7 @@ static void parse(int argc, char **argv)
                                           {"help", no_argument, NULL, 'h'},
                                           {NULL, 0, NULL, 0}};
     int c;
-    while ((c = getopt_long(argc, argv, "c:d:w:i:o:g:r:s:e:p:P:a:vh", longs,
+    while ((c = getopt_long(argc, argv, "c:d:w:i:o:g:r:s:e:b:p:P:a:vh", longs,
                             NULL)) != -1) {
         switch (c) {
         case 'c':
@@ -111,6 +114,7 @@ static void parse(int argc, char **argv)
         case 'r': O.rss_pct = opt_num("RSS growth", optarg, 0, 1000); break;
         case 's': O.seed = (uint64_t)opt_num("seed", optarg, 0, 1e18); break;
         case 'e': O.echo = optarg; break;
+        case 'b': O.poller = optarg; break;
         case 'p': O.port = (int)opt_num("port", optarg, 1, 65535); break;
         case 'P': O.pid = (pid_t)opt_num("pid", optarg, 1, INT_MAX); break;
         case 'a': O.host = optarg; break;
@@ -271,7 +275,13 @@ static void control(void *arg)
 int main(int argc, char **argv)
 {
     static char echo[PATH_MAX + 32];
+    const char *env = getenv("SOCKETLOOP_POLLER");
+    O.poller = env && *env ? env : NULL;
     parse(argc, argv);
+    /* The peers share one receive buffer (peers.c), which is only safe on
+     * a readiness poller: on io_uring every parked net_recv's buffer is
+     * the kernel's until it returns.  The server's poller is -b's. */
+    setenv("SOCKETLOOP_POLLER", "epoll", 1);
     raise_fd_limit();
     signal(SIGPIPE, SIG_IGN);
     if (O.pid) {
@@ -285,7 +295,7 @@ int main(int argc, char **argv)
                      dirname(self));
             O.echo = echo;
         }
-        R.pid = server_start(O.echo, O.idle_s, O.op_ms, &O.port);
+        R.pid = server_start(O.echo, O.poller, O.idle_s, O.op_ms, &O.port);
         if (R.pid < 0) return 1;
     }
     if (resolve() < 0) {

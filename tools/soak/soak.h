@@ -25,17 +25,18 @@ enum {
 };
 
 typedef struct soak_opts {
-    int conns;        /* -c: connections held at once */
-    double duration;  /* -d: seconds of load */
-    double warmup;    /* -w: seconds before the RSS reference sample */
-    int64_t idle_s;   /* -i: the server's idle timeout */
-    int64_t op_ms;    /* -o: the server's per-operation deadline */
-    int64_t grace_ms; /* -g: slack of every timing check */
-    double rss_pct;   /* -r: RSS growth allowed after warm-up */
-    uint64_t seed;    /* -s */
-    const char *echo; /* -e: the server to start */
-    const char *host; /* -a */
-    int port;         /* -p: a running server ... */
+    int conns;          /* -c: connections held at once */
+    double duration;    /* -d: seconds of load */
+    double warmup;      /* -w: seconds before the RSS reference sample */
+    int64_t idle_s;     /* -i: the server's idle timeout */
+    int64_t op_ms;      /* -o: the server's per-operation deadline */
+    int64_t grace_ms;   /* -g: slack of every timing check */
+    double rss_pct;     /* -r: RSS growth allowed after warm-up */
+    uint64_t seed;      /* -s */
+    const char *echo;   /* -e: the server to start */
+    const char *poller; /* -b: its poller, or NULL for its default */
+    const char *host;   /* -a */
+    int port;           /* -p: a running server ... */
     struct sockaddr_storage addr; /* host and port, resolved once */
     socklen_t addr_len;
     pid_t pid;         /* -P: ... and its process */
@@ -141,7 +142,8 @@ extern const char *const kind_names[K_KINDS];
 int soak_report(void);
 
 /* proc.c: the server process */
-pid_t server_start(const char *path, int64_t idle_s, int64_t op_ms, int *port);
+pid_t server_start(const char *path, const char *poller, int64_t idle_s,
+                   int64_t op_ms, int *port);
 long proc_fds(pid_t pid);    /* open descriptors, or -errno */
 long proc_rss_kb(pid_t pid); /* VmRSS in KiB, or -errno */
 long proc_cpu_ms(pid_t pid); /* user + system time, or -errno */
