@@ -69,6 +69,7 @@
 #define XFER(dir) (1u << (dir)) /* a recv [0] or send [1] */
 #define POLL(dir) (4u << (dir)) /* a poll for one direction */
 #define SOCKET_BIT 16u          /* a socket: it has sub[] */
+#define MULTI_BIT 32u           /* its poll is multishot (the resolver) */
 #define TAG_MASK 3u             /* user_data's request bits */
 
 /* A request's user_data: its waitable's address plus the tag (waitables
@@ -135,9 +136,13 @@ static void xfer_done(net__poller *p, net_sock *s, int dir, int res)
 
 /* Takes every completion there is (as long as there is memory to queue
  * its event). */
+static int poll_arm(net__poller *p, net__waitable *w, unsigned tag,
+                    unsigned mask, int multi);
+
 static void reap(net__poller *p)
 {
     struct io_uring_cqe *cqe;
+    net__waitable *rearm = NULL;
     unsigned head, n = 0;
     io_uring_for_each_cqe(&p->ring, head, cqe)
     {
@@ -153,7 +158,10 @@ static void reap(net__poller *p)
             continue;
         }
         if (!(cqe->flags & IORING_CQE_F_MORE)) {
-            w->ring &= ~POLL(tag - 2);
+            /* A multishot poll that the kernel ended (not a cancel) is
+             * made again, after this loop over the ring. */
+            if ((w->ring & MULTI_BIT) && cqe->res != -ECANCELED) rearm = w;
+            w->ring &= ~(POLL(tag - 2) | MULTI_BIT);
             p->inflight--;
         }
         if (cqe->res == -ECANCELED) continue;
@@ -164,6 +172,9 @@ static void reap(net__poller *p)
         pend(p, w, ev);
     }
     io_uring_cq_advance(&p->ring, n);
+    /* Fails only if the kernel takes no submission at all, which the
+     * loop's next wait then reports. */
+    if (rearm) (void)poll_arm(p, rearm, 2, POLLIN, 1);
 }
 
 /* A free submission slot, handing the full queue to the kernel if need
@@ -232,7 +243,7 @@ static int poll_arm(net__poller *p, net__waitable *w, unsigned tag,
     else
         io_uring_prep_poll_add(sqe, w->fd, mask);
     io_uring_sqe_set_data(sqe, ud(w, tag));
-    w->ring |= POLL(tag - 2);
+    w->ring |= POLL(tag - 2) | (multi ? MULTI_BIT : 0);
     p->inflight++;
     return 0;
 }
