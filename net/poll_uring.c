@@ -136,13 +136,9 @@ static void xfer_done(net__poller *p, net_sock *s, int dir, int res)
 
 /* Takes every completion there is (as long as there is memory to queue
  * its event). */
-static int poll_arm(net__poller *p, net__waitable *w, unsigned tag,
-                    unsigned mask, int multi);
-
 static void reap(net__poller *p)
 {
     struct io_uring_cqe *cqe;
-    net__waitable *rearm = NULL;
     unsigned head, n = 0;
     io_uring_for_each_cqe(&p->ring, head, cqe)
     {
@@ -159,8 +155,8 @@ static void reap(net__poller *p)
         }
         if (!(cqe->flags & IORING_CQE_F_MORE)) {
             /* A multishot poll that the kernel ended (not a cancel) is
-             * made again, after this loop over the ring. */
-            if ((w->ring & MULTI_BIT) && cqe->res != -ECANCELED) rearm = w;
+             * made again by the next wait. */
+            if ((w->ring & MULTI_BIT) && cqe->res != -ECANCELED) p->rearm = w;
             w->ring &= ~(POLL(tag - 2) | MULTI_BIT);
             p->inflight--;
         }
@@ -172,9 +168,6 @@ static void reap(net__poller *p)
         pend(p, w, ev);
     }
     io_uring_cq_advance(&p->ring, n);
-    /* Fails only if the kernel takes no submission at all, which the
-     * loop's next wait then reports. */
-    if (rearm) (void)poll_arm(p, rearm, 2, POLLIN, 1);
 }
 
 /* A free submission slot, handing the full queue to the kernel if need
@@ -274,6 +267,7 @@ static void del(net__poller *p, net__waitable *w)
 {
     cancel_wait(p, w, ~0u);
     unpend(p, w);
+    if (p->rearm == w) p->rearm = NULL;
     if (w->ring & SOCKET_BIT) {
         net_sock *s = (net_sock *)(void *)w;
         s->sub[0].state = s->sub[1].state = NET__SUB_NONE;
@@ -316,6 +310,9 @@ static int settle(net__poller *p, net_sock *s, int dir, int keep)
 
 static int wait_events(net__poller *p, int timeout_ms, net__event *out, int max)
 {
+    /* Fails only if the kernel takes no submission at all, which the
+     * enter below then reports. */
+    if (p->rearm && poll_arm(p, p->rearm, 2, POLLIN, 1) == 0) p->rearm = NULL;
     if (p->hpend == p->npend) {
         p->hpend = p->npend = 0;
         int rc = net__uring_enter(p, timeout_ms);

@@ -10,14 +10,15 @@
 
 struct net__poller {
     struct io_uring ring;
-    unsigned features; /* IORING_FEAT_* of the ring */
-    int taskrun_flag;  /* the kernel flags pending completions in the
-                          submission ring (IORING_SETUP_TASKRUN_FLAG) */
-    size_t inflight;   /* requests in the kernel */
-    int evfd;          /* under Valgrind: signalled on completions */
-    net__event *pend;  /* events reaped and not yet handed out */
-    int hpend, npend;  /* they are pend[hpend .. npend) */
-    int cpend;         /* pend's room */
+    unsigned features;    /* IORING_FEAT_* of the ring */
+    int taskrun_flag;     /* the kernel flags pending completions in the
+                             submission ring (IORING_SETUP_TASKRUN_FLAG) */
+    size_t inflight;      /* requests in the kernel */
+    int evfd;             /* under Valgrind: signalled on completions */
+    net__event *pend;     /* events reaped and not yet handed out */
+    int hpend, npend;     /* they are pend[hpend .. npend) */
+    int cpend;            /* pend's room */
+    net__waitable *rearm; /* a multishot poll the kernel ended */
 };
 
 int net__uring_create(net__poller **out);
