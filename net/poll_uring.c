@@ -13,14 +13,12 @@
  * enter: so a round trip makes no system call of its own, and N of them
  * share one enter.
  *
- * The ring is set up with SINGLE_ISSUER and DEFER_TASKRUN (the loop is
- * the only user of its ring, and completions are then posted only when
- * it asks for them, with no interrupts of the thread in between) and its
- * descriptor registered; a ring that refuses those flags (an older
- * kernel) is made without them.  SQPOLL is not used (and was not
- * measured): its kernel thread spins on a core of its own, which on a
- * two-core machine is the load's or another loop's, and the enter it
- * saves is already shared by every request of a round.
+ * The ring is set up with COOP_TASKRUN and TASKRUN_FLAG (net/uring_ring.c
+ * says why not DEFER_TASKRUN) and its descriptor registered; a ring that
+ * refuses those flags (an older kernel) is made without them.  SQPOLL is
+ * not used (and was not measured): its kernel thread spins on a core of
+ * its own, which on a two-core machine is the load's or another loop's,
+ * and the enter it saves is already shared by every request of a round.
  *
  * Readiness still exists: accept, connect, a TLS layer doing its own
  * reads, net_wait's descriptors and the resolver's eventfd wait through

@@ -18,10 +18,14 @@
     16384 /* completions the ring holds (more overflow                         \
              into the kernel's list, never dropped) */
 
-/* Flag sets tried in turn: the newest kernels take the first. */
+/* Flag sets tried in turn: the newest kernels take the first.
+ * Completions' task work waits for the loop's next enter instead of
+ * interrupting it (COOP_TASKRUN), and the ring says when some is pending
+ * (TASKRUN_FLAG), so that a round with nothing to submit and nothing
+ * pending makes no system call.  SINGLE_ISSUER and DEFER_TASKRUN are left
+ * out: with them the soak (tools/soak, 1000 connections, short deadlines)
+ * saw more connections stall (see README, io_uring). */
 static const unsigned setup_flags[] = {
-    IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN |
-        IORING_SETUP_TASKRUN_FLAG,
     IORING_SETUP_COOP_TASKRUN | IORING_SETUP_TASKRUN_FLAG,
     0,
 };
@@ -32,7 +36,7 @@ static const unsigned setup_flags[] = {
  * the ring signals an eventfd when completions come, the loop waits in
  * poll(2) on that, which Valgrind lets block, and then takes them without
  * waiting.  (The ring's own descriptor does not turn readable for
- * completions still deferred to the loop's thread.) */
+ * completions whose task work has not run yet.) */
 static int valgrind_wait(net__poller *p, int timeout_ms)
 {
 #ifdef NET__VALGRIND
