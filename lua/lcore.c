@@ -511,11 +511,15 @@ static int l_poller(lua_State *L)
 
 int luaopen_socketloop_core(lua_State *L)
 {
-    static const luaL_Reg loop_methods[] = {
-        {"newthread", l_newthread}, {"dispatch", l_dispatch},
-        {"listen", l_listen},       {"socket", lsl_socket},
-        {"sleep", lsl_sleep},       {"adopt", l_adopt},
-        {"count", l_count},         {NULL, NULL}};
+    static const luaL_Reg loop_methods[] = {{"newthread", l_newthread},
+                                            {"dispatch", l_dispatch},
+                                            {"listen", l_listen},
+                                            {"socket", lsl_socket},
+                                            {"sleep", lsl_sleep},
+                                            {"adopt", l_adopt},
+                                            {"count", l_count},
+                                            {"wq", lsl_wq_new},
+                                            {NULL, NULL}};
     static const luaL_Reg funcs[] = {{"new", l_new},
                                      {"passthrough", l_passthrough},
                                      {"now", l_now},
@@ -541,6 +545,7 @@ int luaopen_socketloop_core(lua_State *L)
     lua_setfield(L, -2, "__index");
     lua_pop(L, 1);
     luaopen_socketloop_asock(L);
+    lsl_open_sync(L);
 
     lua_newtable(L);
     luaL_setfuncs(L, funcs, 0);

@@ -73,7 +73,8 @@ enum {
     LSL_ACCEPT,
     LSL_CONNECT,
     LSL_SLEEP,
-    LSL_UCONNECT
+    LSL_UCONNECT,
+    LSL_WAIT /* a waiter of lsync.c's wait queues, not a socket call */
 };
 
 /* A socket call in progress.  What every call touches comes first and
@@ -187,6 +188,9 @@ int lsl_sleep(lua_State *L);
 void lsl_park(lsl_loop *lp);
 /* Takes o out of its loop's ready queue (its socket is going away). */
 void lsl_unqueue(lsl_op *o);
+/* Puts o last in its loop's ready queue: its coroutine is resumed in
+ * turn (for LSL_WAIT, by lsl_wait_resume). */
+void lsl_enqueue(lsl_op *o);
 /* Reads receive's pattern at arg as LuaSocket does: a number, or a
  * numeric string ("3", " 3", "0x2", "2.5": truncated), counts bytes
  * (*pattern NET_BYTES, *n); else a string starting "*l" (NET_LINE) or
@@ -216,6 +220,15 @@ lsl_sock *lsl_check_kind(lua_State *L, int kind);
 int lsl_unix_connect(lua_State *L, lsl_sock *a);
 int lsl_unix_bind(lua_State *L, lsl_sock *a);
 int lsl_unix_name(lua_State *L, lsl_sock *a, int peer);
+
+/* lsync.c: wait queues (see there).  loop:wq() makes one;
+ * lsl_wait_resume resumes a waiter that the ready queue hands out;
+ * lsl_open_sync registers the metatable. */
+int lsl_wq_new(lua_State *L);
+void lsl_wait_resume(lsl_op *o);
+/* The waiter cannot be resumed (no green thread): its thread ends. */
+void lsl_wait_fail(lsl_op *o, const char *why);
+void lsl_open_sync(lua_State *L);
 
 /* lopt.c: the methods setoption and getoption. */
 int lsl_setoption(lua_State *L);

@@ -1,0 +1,1 @@
+return function(loop) return {} end
