@@ -62,7 +62,13 @@ return function(loop, L)
 	local function expire(t, token, first)
 		local due = loop.now() + first
 		while true do
-			if t.wq:wait(nil, 0, due) then return end -- cancelled
+			-- The callback always runs from the loop, a round later at least.
+			if due <= loop.now() then
+				loop.sleep(0)
+				if t.armed ~= token then return end
+			elseif t.wq:wait(nil, 0, due) then
+				return -- cancelled
+			end
 			if not t.recurring then
 				t.armed, t.co = nil, nil
 			end
