@@ -293,18 +293,22 @@ static int l_tags(lua_State *L)
     return 1;
 }
 
-/* A queue is collected only once nobody waits in it (a waiter's frames
- * hold it), so every waiter is on the free list by then. */
+/* A queue is collected once nobody waits in it (a waiter's frames hold
+ * it), or when the Lua state closes with waiters still in it: their
+ * timeouts and ready-queue places go first, as the loop outlives them. */
 static int l_gc(lua_State *L)
 {
     lsl_wq *q = check_wq(L);
     while (q->all) {
         lsl_waiter *w = q->all;
         q->all = w->all;
-        if (w->sem) gt_sem_free(w->sem);
+        if (w->timed) net_op_cancel(&w->o.op);
+        lsl_unqueue(&w->o);
+        /* A semaphore with a green thread parked on it stays. */
+        if (w->sem && gt_sem_free(w->sem) < 0) continue;
         free(w);
     }
-    q->free = NULL;
+    q->free = q->head = q->tail = NULL;
     return 0;
 }
 

@@ -98,7 +98,7 @@ local function check(loop, mode)
 		local q, v = loop.queue.select({a, b})
 		assert(q == b and v == 'now')
 		loop.newthread(function() loop.sleep(0.005); a:push'later' end)
-		q, v = loop.queue.select({a, b}, 5)
+		q, v = loop.queue.select({a, b}, 600)
 		assert(q == a and v == 'later')
 		local r, err = loop.queue.select({a, b}, 0.01)
 		assert(r == nil and err == 'timeout')
@@ -111,7 +111,7 @@ local function check(loop, mode)
 		jobs:add_worker(function(n) seen = seen + n end)
 		assert(#jobs:get_workers() == 1)
 		for i = 1, 4 do jobs:push(i) end
-		assert(jobs:finish(5))
+		assert(jobs:finish(600))
 		loop.sleep(0)
 		assert(seen == 10 and #jobs:get_workers() == 0)
 		note'select'
@@ -151,20 +151,22 @@ local function check(loop, mode)
 	loop.newthread(function()
 		local l = loop.lock.new()
 		assert(l:get() == 0 and l:get() == 0) -- re-entrant
-		local order = {}
+		local order, timed_out = {}, false
+		loop.newthread(function()
+			local r, err = l:get(0.01)
+			assert(r == nil and err == 'timeout')
+			assert(select(2, l:release()) == 'cannot release a lock not owned')
+			timed_out = true
+		end)
+		while not timed_out do loop.sleep(0.001) end
 		for i = 1, 3 do
 			loop.newthread(function()
-				assert(l:get(5))
+				assert(l:get())
 				order[#order + 1] = i
 				loop.sleep(0.001)
 				assert(l:release())
 			end)
 		end
-		loop.newthread(function()
-			local r, err = l:get(0.01)
-			assert(r == nil and err == 'timeout')
-			assert(select(2, l:release()) == 'cannot release a lock not owned')
-		end)
 		assert(l:release() and #order == 0)
 		assert(l:release())
 		while #order < 3 do loop.sleep(0.001) end
@@ -179,18 +181,18 @@ local function check(loop, mode)
 
 	-- pause / wakeup.
 	loop.newthread(function()
-		local t0 = loop.now()
+		local woke = false
 		local sleeper = loop.newthread(function()
-			loop.pause(30)
+			loop.pause(600)
 			note'woken'
+			woke = true
 			loop.pauseforever()
 			note'woken again'
 		end)
-		loop.sleep(0.005)
 		assert(loop.wakeup(sleeper))
-		loop.sleep(0.005)
+		assert(not loop.wakeup(sleeper), 'woken already, not pausing yet')
+		while not woke do loop.sleep(0.001) end
 		assert(loop.wakeup(sleeper))
-		assert(loop.now() - t0 < 30)
 		assert(loop.pause(0.001) and loop.pause())
 		note'pause'
 	end)
@@ -201,30 +203,33 @@ local function check(loop, mode)
 		local t = loop.timer.new{delay = 0.005, params = 'p',
 			callback = function(tm, p) fired[#fired + 1] = p; assert(tm.name) end}
 		assert(select(2, t:arm()) == 'already armed')
-		loop.sleep(0.05)
-		assert(#fired == 1 and fired[1] == 'p')
+		while #fired < 1 do loop.sleep(0.001) end
+		assert(fired[1] == 'p')
 		assert(select(2, t:cancel()) == 'not armed')
 		local never = loop.timer.new{delay = 0.01, callback = function() error'cancelled' end}
 		assert(never:cancel())
 		assert(t:arm(0))
-		loop.sleep(0.05)
-		assert(#fired == 2)
+		while #fired < 2 do loop.sleep(0.001) end
+		loop.sleep(0.02)
+		assert(#fired == 2, 'a one-shot timer fires once')
 		-- Recurring, with a callback that takes half a period: the due
 		-- times stay on the grid, so 20 rounds end well before 20 periods
 		-- plus 20 callbacks.
-		local d, rounds, first, last = 0.03, 0, nil, nil
+		local d, rounds, last = 0.03, 0, nil
 		local start = loop.now()
 		local r
 		r = loop.timer.new{delay = d, recurring = true, callback = function()
 			rounds = rounds + 1
 			last = loop.now()
-			first = first or last
 			assert(last >= start + rounds * d - 0.002, 'fired early')
 			loop.sleep(d / 2)
 			if rounds == 20 then r:cancel() end
 		end}
 		while rounds < 20 do loop.sleep(0.01) end
-		assert(last - start < 20 * 1.5 * d, ('drift: %.3f s'):format(last - start))
+		-- The bound is loose (10 periods) but still timing: not under
+		-- Valgrind, where 10,000 other threads run meanwhile.
+		assert(H.under_valgrind or last - start < 20 * 1.5 * d,
+			('drift: %.3f s'):format(last - start))
 		note'timer'
 	end)
 
@@ -232,15 +237,16 @@ local function check(loop, mode)
 	loop.newthread(function()
 		local q = loop.queue.new()
 		loop.newthread(function() loop.sleep(0.002); q:push'a'; q:push'b' end)
-		local inner = coroutine.wrap(function() return q:pop(5) end)
+		local inner = coroutine.wrap(function() return q:pop(600) end)
 		assert(inner() == 'a')
-		local s = ('x'):gsub('x', function() return q:pop(5) end)
+		local s = ('x'):gsub('x', function() return q:pop(600) end)
 		assert(s == 'b')
 		assert(select(2, ('x'):gsub('x', function() return select(2, q:pop(0.01)) end)) == 1)
 		note'parked'
 	end)
 
-	H.run(loop, 60)
+	-- Lua 5.1 and 5.2 park all 10,000 in place: slow under Valgrind.
+	H.run(loop, H.under_valgrind and 500 or 60)
 	table.sort(log)
 	local want = 'close fifo lock many parked pause queue select semaphore timer woken woken again'
 	assert(table.concat(log, ' ') == want, mode .. ': ' .. table.concat(log, ' '))
