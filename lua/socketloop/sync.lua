@@ -226,16 +226,17 @@ return function(loop, L)
 	-- is closed and empty.  Returns the thread.
 	function queue:add_worker(worker)
 		assert(type(worker) == 'function', 'expected worker to be a function')
-		local co
+		local co, over
 		co = loop.newthread(function()
 			while true do
 				local item, err = self:pop()
 				if err then break end
 				worker(item)
 			end
-			self.workers[co] = nil
+			over = true
+			if co then self.workers[co] = nil end
 		end)
-		if coroutine.status(co) ~= 'dead' then self.workers[co] = true end
+		if not over then self.workers[co] = true end
 		return co
 	end
 
