@@ -19,7 +19,7 @@ local c = {
 	"net/poll_poll.c", "net/poll_select.c", "net/resolve.c", "net/sock.c",
 	"net/tcp.c",
 	"lua/lcore.c", "lua/lsock.c", "lua/lmeth.c", "lua/lopt.c", "lua/lunix.c",
-	"lua/lsync.c",
+	"lua/lsync.c", "lua/ltimer.c",
 }
 build = {
 	type = "builtin",

@@ -119,6 +119,10 @@ static void resume_op(lsl_op *o)
         lsl_wait_resume(o);
         return;
     }
+    if (o->kind == LSL_TIMER) {
+        lsl_timer_fire(o);
+        return;
+    }
     lua_State *co = o->co;
     o->co = NULL;
     if (lua_status(co) != LUA_YIELD) {
@@ -170,6 +174,10 @@ static void start_resumer(lsl_loop *lp)
         if (o->kind == LSL_WAIT) {
             /* Its queue takes the waiter back when it goes. */
             lsl_wait_fail(o, gt_strerror((int)id));
+            continue;
+        }
+        if (o->kind == LSL_TIMER) {
+            lsl_timer_drop(o); /* no thread to run its function on */
             continue;
         }
         lsl_fail(lp, o->co, "socketloop: cannot run a loop thread: %s",

@@ -55,36 +55,27 @@ return function(loop, L)
 	timer.__index = timer
 	local ntimers = 0
 
-	-- The armed timer's thread: waits until each due time (absolute, so a
-	-- recurring timer keeps its period and does not drift), runs the
-	-- callback there, and ends when cancelled.  An error in the callback
-	-- ends the thread and is reported as any loop thread's.
-	local function expire(t, token, first)
-		local due = loop.now() + first
-		while true do
-			-- The callback always runs from the loop, a round later at least.
-			if due <= loop.now() then
-				loop.sleep(0)
-				if t.armed ~= token then return end
-			elseif t.wq:wait(nil, 0, due) then
-				return -- cancelled
-			end
-			if not t.recurring then
-				t.armed, t.co = nil, nil
-			end
-			local ok, err = pcall(t.callback, t, t.params)
-			if not ok then
-				if t.armed == token then t.armed, t.co = nil, nil end
-				error(err, 0)
-			end
-			if t.armed ~= token then return end
-			local now = loop.now()
-			due = due + t.delay
-			if due <= now then -- a slow callback: skip the missed rounds
-				due = t.delay > 0 and
-					due + math.ceil((now - due) / t.delay + 1e-9) * t.delay or now
-			end
+	-- Each due time of an armed timer runs this in a new loop thread (the
+	-- C timer makes it as it fires: an armed timer holds no coroutine).
+	-- Due times are absolute, each the previous one plus the delay, so a
+	-- recurring timer keeps its period and does not drift.  An error in
+	-- the callback disarms the timer and is reported as any loop thread's.
+	local function round(t, token)
+		if t.armed ~= token then return end
+		if not t.recurring then t.armed = nil end
+		local ok, err = pcall(t.callback, t, t.params)
+		if not ok then
+			if t.armed == token then t.armed = nil end
+			error(err, 0)
 		end
+		if t.armed ~= token then return end
+		local now, due = loop.now(), t.due + t.delay
+		if due <= now then -- a slow callback: skip the missed rounds
+			due = t.delay > 0 and
+				due + math.ceil((now - due) / t.delay + 1e-9) * t.delay or now
+		end
+		t.due = due
+		t.c:start(due, t.fire)
 	end
 
 	function timer:arm(initial_delay)
@@ -93,16 +84,23 @@ return function(loop, L)
 		if self.armed then return nil, 'already armed' end
 		local token = {}
 		self.armed = token
-		self.co = loop.newthread(expire, self, token, initial_delay or self.delay)
+		self.due = loop.now() + (initial_delay or self.delay)
+		if loop.coro then -- a coro thread, as every loop thread there
+			self.fire = function() loop.newthread(round, self, token) end
+		else
+			self.fire = function() round(self, token) end
+		end
+		self.c = self.c or L:timer()
+		self.c:start(self.due, self.fire)
 		return self
 	end
 
 	-- A callback that is running goes on to its end; the timer does not
-	-- come back.  An idle timer's thread ends at once.
+	-- come back.
 	function timer:cancel()
 		if not self.armed then return nil, 'not armed' end
-		self.armed, self.co = nil, nil
-		self.wq:wake(true)
+		self.armed = nil
+		self.c:stop()
 		return self
 	end
 
@@ -119,7 +117,6 @@ return function(loop, L)
 			callback = opts.callback,
 			recurring = not not opts.recurring,
 			params = opts.params,
-			wq = L:wq(),
 		}, timer):arm(opts.initial_delay)
 	end
 
