@@ -414,7 +414,7 @@ static int do_connect(lsl_op *o)
     }
     a->s = s;
     a->family = AF_UNSPEC;
-    net_addr ad;
+    net_addr ad = {0};
     if (net_local_addr(s, &ad) == 0) a->family = ad.family;
     return 0;
 }
