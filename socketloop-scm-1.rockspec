@@ -18,13 +18,16 @@ local c = {
 	"net/bufio.c", "net/io.c", "net/loop.c", "net/poll_epoll.c",
 	"net/poll_poll.c", "net/poll_select.c", "net/resolve.c", "net/sock.c",
 	"net/tcp.c",
-	"lua/lcore.c", "lua/lsock.c",
+	"lua/lcore.c", "lua/lsock.c", "lua/lmeth.c", "lua/lopt.c", "lua/lunix.c",
+	"lua/lsync.c", "lua/ltimer.c",
 }
 build = {
 	type = "builtin",
 	modules = {
 		["socketloop"] = "lua/socketloop.lua",
 		["socketloop.coro"] = "lua/socketloop/coro.lua",
+		["socketloop.sync"] = "lua/socketloop/sync.lua",
+		["socketloop.http"] = "lua/socketloop/http.lua",
 		["socketloop.core"] = {
 			sources = c,
 			incdirs = {"include", "net", "runtime", "lua"},

@@ -393,19 +393,26 @@ static int take_error(lua_State *L, lsl_loop *lp, const lua_State *co)
 /* core.newthread(loop, f, ...) -> thread [, error]: runs f at once, up to
  * its first wait; an error before that is returned for the caller to
  * raise. */
+/* A new loop thread, registered, pushed on L. */
+static lua_State *new_thread(lua_State *L, lsl_loop *lp)
+{
+    lua_State *co = lua_newthread(L);
+    lua_rawgeti(L, LUA_REGISTRYINDEX, lp->threads_ref);
+    lua_pushvalue(L, -2);
+    lua_pushboolean(L, 1);
+    lua_rawset(L, -3);
+    lua_pop(L, 1);
+    lp->nthreads++;
+    return co;
+}
+
 static int l_newthread(lua_State *L)
 {
     lsl_loop *lp = check_loop(L);
     luaL_checktype(L, 2, LUA_TFUNCTION);
     int nargs = lua_gettop(L) - 2;
-    lua_State *co = lua_newthread(L);
+    lua_State *co = new_thread(L, lp);
     int t = lua_gettop(L);
-    lua_rawgeti(L, LUA_REGISTRYINDEX, lp->threads_ref);
-    lua_pushvalue(L, t);
-    lua_pushboolean(L, 1);
-    lua_rawset(L, -3);
-    lua_pop(L, 1);
-    lp->nthreads++;
     luaL_checkstack(co, nargs + 1, "too many arguments");
     for (int i = 2; i <= nargs + 2; i++) {
         lua_pushvalue(L, i);
@@ -420,10 +427,19 @@ static int l_newthread(lua_State *L)
     return 1;
 }
 
+void lsl_run_here(lsl_loop *lp, lua_State *from)
+{
+    lua_State *co = new_thread(from, lp);
+    lua_insert(from, -2);
+    lua_xmove(from, co, 1); /* the function */
+    lua_pop(from, 1);       /* the thread: its loop's table holds it */
+    resume_now(lp, co, 0);
+}
+
 /* core.dispatch(loop, timeout) -> more [, thread, error].  One round of
  * the OS thread's loop; `more` says whether this loop's threads still
- * wait or errors are still to come out.  Errors of loop threads come out
- * one per call. */
+ * wait, its timers are armed, or errors are still to come out.  Errors of loop
+ * threads come out one per call. */
 static int l_dispatch(lua_State *L)
 {
     lsl_loop *lp = check_loop(L);
@@ -432,7 +448,7 @@ static int l_dispatch(lua_State *L)
         double t = luaL_checknumber(L, 2);
         deadline = gt_now() + (t > 0 ? (int64_t)(t * 1000 + 0.5) : 0);
     }
-    if (!lp->nerrors && lp->nthreads) {
+    if (!lp->nerrors && (lp->nthreads || lp->ntimers)) {
         int rc = gt_dispatch(deadline);
         if (rc == -EPERM)
             return luaL_error(L, "socketloop: dispatch called from inside a "
@@ -440,7 +456,7 @@ static int l_dispatch(lua_State *L)
         lsl_unpark(L, top); /* other coroutines ran meanwhile */
     }
     int n = take_error(L, lp, NULL);
-    lua_pushboolean(L, lp->nthreads > 0 || lp->nerrors > 0);
+    lua_pushboolean(L, lp->nthreads > 0 || lp->ntimers > 0 || lp->nerrors > 0);
     lua_insert(L, -(n + 1));
     return 1 + n;
 }
@@ -515,7 +531,8 @@ int luaopen_socketloop_core(lua_State *L)
         {"newthread", l_newthread}, {"dispatch", l_dispatch},
         {"listen", l_listen},       {"socket", lsl_socket},
         {"sleep", lsl_sleep},       {"adopt", l_adopt},
-        {"count", l_count},         {NULL, NULL}};
+        {"count", l_count},         {"wq", lsl_wq_new},
+        {"timer", lsl_timer_new},   {NULL, NULL}};
     static const luaL_Reg funcs[] = {{"new", l_new},
                                      {"passthrough", l_passthrough},
                                      {"now", l_now},
@@ -541,6 +558,8 @@ int luaopen_socketloop_core(lua_State *L)
     lua_setfield(L, -2, "__index");
     lua_pop(L, 1);
     luaopen_socketloop_asock(L);
+    lsl_open_sync(L);
+    lsl_open_timer(L);
 
     lua_newtable(L);
     luaL_setfuncs(L, funcs, 0);

@@ -61,6 +61,7 @@ typedef struct lsl_loop {
     int threads_ref;     /* registry: table, loop coroutine -> true */
     int errors_ref;      /* registry: array of {thread, message} */
     int nthreads;        /* loop coroutines alive */
+    int ntimers;         /* timers armed (ltimer.c): the loop goes on */
     int nerrors;         /* entries in errors */
     lsl_op *ready;       /* calls ended, coroutines to resume, in order */
     lsl_op **ready_tail; /* where the next one goes */
@@ -73,7 +74,9 @@ enum {
     LSL_ACCEPT,
     LSL_CONNECT,
     LSL_SLEEP,
-    LSL_UCONNECT
+    LSL_UCONNECT,
+    LSL_WAIT, /* a waiter of lsync.c's wait queues, not a socket call */
+    LSL_TIMER /* a timer of ltimer.c */
 };
 
 /* A socket call in progress.  What every call touches comes first and
@@ -140,6 +143,9 @@ void lsl_unpark(lua_State *L, lua_State *me);
 int lsl_can_yield(lua_State *L, lsl_loop *lp);
 int lsl_yield_op(lua_State *L);
 void lsl_resume(lsl_loop *lp, lua_State *co, int nargs);
+/* Pops a function from `from` and runs it now, as a new loop thread, on
+ * the green thread that calls (the loop's resumer: a timer firing). */
+void lsl_run_here(lsl_loop *lp, lua_State *from);
 /* Ends loop thread co with an error made from fmt. */
 void lsl_fail(lsl_loop *lp, lua_State *co, const char *fmt, ...);
 /* Raises the error for a call that can neither yield nor park. */
@@ -187,6 +193,9 @@ int lsl_sleep(lua_State *L);
 void lsl_park(lsl_loop *lp);
 /* Takes o out of its loop's ready queue (its socket is going away). */
 void lsl_unqueue(lsl_op *o);
+/* Puts o last in its loop's ready queue: its coroutine is resumed in
+ * turn (for LSL_WAIT, by lsl_wait_resume). */
+void lsl_enqueue(lsl_op *o);
 /* Reads receive's pattern at arg as LuaSocket does: a number, or a
  * numeric string ("3", " 3", "0x2", "2.5": truncated), counts bytes
  * (*pattern NET_BYTES, *n); else a string starting "*l" (NET_LINE) or
@@ -216,6 +225,23 @@ lsl_sock *lsl_check_kind(lua_State *L, int kind);
 int lsl_unix_connect(lua_State *L, lsl_sock *a);
 int lsl_unix_bind(lua_State *L, lsl_sock *a);
 int lsl_unix_name(lua_State *L, lsl_sock *a, int peer);
+
+/* lsync.c: wait queues (see there).  loop:wq() makes one;
+ * lsl_wait_resume resumes a waiter that the ready queue hands out;
+ * lsl_open_sync registers the metatable. */
+int lsl_wq_new(lua_State *L);
+void lsl_wait_resume(lsl_op *o);
+/* The waiter cannot be resumed (no green thread): its thread ends. */
+void lsl_wait_fail(lsl_op *o, const char *why);
+void lsl_open_sync(lua_State *L);
+
+/* ltimer.c: loop:timer() makes one; lsl_timer_fire runs it when the
+ * ready queue hands it out; lsl_open_timer registers the metatable. */
+int lsl_timer_new(lua_State *L);
+void lsl_timer_fire(lsl_op *o);
+/* Disarms a timer whose function cannot run. */
+void lsl_timer_drop(lsl_op *o);
+void lsl_open_timer(lua_State *L);
 
 /* lopt.c: the methods setoption and getoption. */
 int lsl_setoption(lua_State *L);

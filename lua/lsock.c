@@ -115,6 +115,14 @@ static int push_results(lua_State *L, lsl_op *o)
  * drop them if it died meanwhile. */
 static void resume_op(lsl_op *o)
 {
+    if (o->kind == LSL_WAIT) {
+        lsl_wait_resume(o);
+        return;
+    }
+    if (o->kind == LSL_TIMER) {
+        lsl_timer_fire(o);
+        return;
+    }
     lua_State *co = o->co;
     o->co = NULL;
     if (lua_status(co) != LUA_YIELD) {
@@ -163,6 +171,15 @@ static void start_resumer(lsl_loop *lp)
         lp->ready = o->next;
         o->next = NULL;
         o->queued = 0;
+        if (o->kind == LSL_WAIT) {
+            /* Its queue takes the waiter back when it goes. */
+            lsl_wait_fail(o, gt_strerror((int)id));
+            continue;
+        }
+        if (o->kind == LSL_TIMER) {
+            lsl_timer_drop(o); /* no thread to run its function on */
+            continue;
+        }
         lsl_fail(lp, o->co, "socketloop: cannot run a loop thread: %s",
                  gt_strerror((int)id));
         o->co = NULL;
@@ -191,6 +208,11 @@ static void enqueue(lsl_op *o)
 static void op_done(net_op *op)
 {
     enqueue(LSL_CONTAINER(op, lsl_op, op));
+}
+
+void lsl_enqueue(lsl_op *o)
+{
+    enqueue(o);
 }
 
 void lsl_unqueue(lsl_op *o)
@@ -392,7 +414,7 @@ static int do_connect(lsl_op *o)
     }
     a->s = s;
     a->family = AF_UNSPEC;
-    net_addr ad;
+    net_addr ad = {0};
     if (net_local_addr(s, &ad) == 0) a->family = ad.family;
     return 0;
 }

@@ -156,6 +156,10 @@ local function new(coro)
 	function loop.sleep(seconds) return L:sleep(seconds) end
 	function loop.now() return core.now() end
 	function loop.poller() return core.poller() end
+	-- An unconnected asocket (LuaSocket's socket.tcp()).
+	function loop.tcp() return L:socket() end
+	require'socketloop.sync'(loop, L) -- timers, queues, locks, pause
+	loop.http = require'socketloop.http'(loop)
 	return loop
 end
 

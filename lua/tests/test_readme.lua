@@ -16,3 +16,18 @@ loop.newthread(function()
   server:close()                       -- nothing waits any more: start returns
 end)
 loop.start()
+
+-- The README's example of timers and queues.
+do
+local loop = require'socketloop'
+local q = loop.queue.new{max = 100}          -- bounded; new() is unbounded
+loop.newthread(function()
+  for i = 1, 3 do q:push(i) end              -- waits while full
+  q:close()                                  -- pops drain it, then 'closed'
+end)
+q:add_worker(function(item) print('got', item) end)
+local t = loop.timer.new{delay = 0.5, recurring = true, params = 'tick',
+  callback = function(timer, params) print(params) end}
+loop.newthread(function() loop.pause(2); t:cancel() end)
+loop.start()
+end
