@@ -26,6 +26,12 @@ target_include_directories(socketloop_shared
          $<BUILD_INTERFACE:${PROJECT_BINARY_DIR}/include>
          $<INSTALL_INTERFACE:${CMAKE_INSTALL_INCLUDEDIR}>)
 target_link_libraries(socketloop_shared PRIVATE Threads::Threads)
+if(SL_TLS)
+  target_link_libraries(socketloop_shared PRIVATE OpenSSL::SSL OpenSSL::Crypto)
+  set(SL_PC_REQUIRES "Requires.private: libssl libcrypto")
+else()
+  set(SL_PC_REQUIRES "")
+endif()
 # A symbol the library uses and nobody defines is a link error here, not
 # a load error in a user's program.  The sanitizers' runtimes are linked
 # into the executable only, so their builds leave the check out.

@@ -16,6 +16,13 @@
 #include <string.h>
 #include <sys/socket.h>
 
+/* Counts what a transport moved (net__transport in net/internal.h). */
+static ssize_t transported(net_sock *s, ssize_t r)
+{
+    if (r > 0) s->streak += (size_t)r;
+    return r;
+}
+
 ssize_t net__read(net_sock *s, void *buf, size_t n, const net_op *op)
 {
     if (s->rlen) {
@@ -25,6 +32,7 @@ ssize_t net__read(net_sock *s, void *buf, size_t n, const net_op *op)
         s->rlen -= k;
         return (ssize_t)k;
     }
+    if (s->tp) return transported(s, s->tp->read(s, buf, n));
     if (net__dry(s, 0, op)) return -EAGAIN;
     for (;;) {
         ssize_t r = recv(s->w.fd, buf, n, 0);
@@ -70,10 +78,21 @@ int net__send_step(net_op *op)
             op->rc = NET_ECLOSED;
             return NET__DONE;
         }
-        if (net__dry(s, 1, op)) return NET__WAIT_OUT;
         size_t left = op->n - op->moved;
-        ssize_t r = send(s->w.fd, (const char *)op->data + op->moved, left,
-                         MSG_NOSIGNAL);
+        const char *from = (const char *)op->data + op->moved;
+        ssize_t r;
+        if (s->tp) {
+            if ((r = transported(s, s->tp->write(s, from, left))) == -EAGAIN)
+                return NET__WAIT_OUT;
+            if (r < 0) {
+                op->rc = r;
+                return NET__DONE;
+            }
+            op->moved += (size_t)r;
+            continue;
+        }
+        if (net__dry(s, 1, op)) return NET__WAIT_OUT;
+        r = send(s->w.fd, from, left, MSG_NOSIGNAL);
         if (r >= 0) {
             if ((size_t)r < left) s->w.dry[1] = 1;
             op->moved += (size_t)r;
@@ -90,6 +109,21 @@ int net__send_step(net_op *op)
         return NET__WAIT_OUT;
     }
     op->rc = (ssize_t)op->n;
+    return NET__DONE;
+}
+
+/* A transport's handshake (net_tls_handshake): it waits in the read slot,
+ * for whichever event the transport needs (see net/op.c's wait_for). */
+int net__handshake_step(net_op *op)
+{
+    net_sock *s = op->s;
+    if (s->closed) {
+        op->rc = NET_ECLOSED;
+        return NET__DONE;
+    }
+    int r = s->tp->handshake(s);
+    if (r == -EAGAIN) return NET__WAIT_IN;
+    op->rc = r;
     return NET__DONE;
 }
 
