@@ -75,7 +75,7 @@ static inline net_tls_config *tt_client(void)
 /* Runs argv with stdin on *in and stdout and stderr on *out (each the
  * test's end of a socketpair, wrapped; NULL: /dev/null); returns the
  * pid, or -1. */
-TG_UNUSED static pid_t tt_spawn(char *const argv[], net_sock **in,
+TG_UNUSED static pid_t tt_spawn(const char *const argv[], net_sock **in,
                                 net_sock **out)
 {
     int a[2] = {-1, -1}, b[2] = {-1, -1};
@@ -89,7 +89,7 @@ TG_UNUSED static pid_t tt_spawn(char *const argv[], net_sock **in,
         dup2(in ? a[1] : nul, 0);
         dup2(out ? b[1] : nul, 1);
         dup2(out ? b[1] : nul, 2);
-        execvp(argv[0], argv);
+        execvp(argv[0], (char *const *)argv);
         _exit(127);
     }
     if (in) close(a[1]);
