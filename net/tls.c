@@ -221,8 +221,9 @@ static int tls_handshake(net_sock *s)
     if (r == 1) return 0;
     r = failed(t, 0, r);
     /* A handshake that meets the end of the stream was cut short. */
-    return r == 0 ? fatal(t, NET_ETLSTRUNC, "TLS: the peer closed during "
-                                            "the handshake")
+    return r == 0 ? fatal(t, NET_ETLSTRUNC,
+                          "TLS: the peer closed during "
+                          "the handshake")
                   : r;
 }
 
@@ -253,12 +254,14 @@ static const net__transport tls_transport = {
     tls_read,      tls_write,    tls_want, tls_pending,
     tls_handshake, tls_shutdown, tls_free};
 
-/* --- Public calls ----------------------------------------------------------- */
+/* --- Public calls -----------------------------------------------------------
+ */
 
 static int is_ip(const char *name)
 {
     unsigned char a[16];
-    return inet_pton(AF_INET, name, a) == 1 || inet_pton(AF_INET6, name, a) == 1;
+    return inet_pton(AF_INET, name, a) == 1 ||
+           inet_pton(AF_INET6, name, a) == 1;
 }
 
 /* Sends name as SNI and checks it in the certificate, as the
@@ -313,10 +316,8 @@ fail:
 
 int net_tls_handshake(net_sock *s, int64_t deadline)
 {
-    net_op op = {.kind = NET_OP_HANDSHAKE,
-                 .s = s,
-                 .deadline = deadline,
-                 .idle = -1};
+    net_op op = {
+        .kind = NET_OP_HANDSHAKE, .s = s, .deadline = deadline, .idle = -1};
     return (int)net_op_run(&op);
 }
 

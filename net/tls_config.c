@@ -55,8 +55,8 @@ static int on_alpn(SSL *ssl, const unsigned char **out, unsigned char *outlen,
     (void)ssl;
     net_tls_config *c = arg;
     unsigned char *sel;
-    if (SSL_select_next_proto(&sel, outlen, c->alpn, c->alpn_len, in,
-                              inlen) != OPENSSL_NPN_NEGOTIATED)
+    if (SSL_select_next_proto(&sel, outlen, c->alpn, c->alpn_len, in, inlen) !=
+        OPENSSL_NPN_NEGOTIATED)
         return SSL_TLSEXT_ERR_NOACK;
     *out = sel;
     return SSL_TLSEXT_ERR_OK;

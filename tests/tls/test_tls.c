@@ -142,8 +142,9 @@ static void test_verify(void **state)
         const char *cert, *name, *text;
     } bad[] = {
         {"ec", "example.com", "certificate verify failed: hostname mismatch"},
-        {"other", "localhost", "certificate verify failed: unable to get "
-                               "local issuer certificate"},
+        {"other", "localhost",
+         "certificate verify failed: unable to get "
+         "local issuer certificate"},
         {"expired", "localhost",
          "certificate verify failed: certificate has expired"},
     };
@@ -182,12 +183,12 @@ static void test_verify(void **state)
     /* Bad configurations say why. */
     net_tls_config *x;
     assert_int_equal(net_tls_config_new(&x, NET_TLS_SERVER), 0);
-    assert_int_equal(net_tls_config_cert_file(x, tt_path("ec.pem"),
-                                              tt_path("rsa.key")),
-                     NET_ETLSCONFIG);
-    assert_int_equal(net_tls_config_cert_file(x, tt_path("none.pem"),
-                                              tt_path("ec.key")),
-                     NET_ETLSCONFIG);
+    assert_int_equal(
+        net_tls_config_cert_file(x, tt_path("ec.pem"), tt_path("rsa.key")),
+        NET_ETLSCONFIG);
+    assert_int_equal(
+        net_tls_config_cert_file(x, tt_path("none.pem"), tt_path("ec.key")),
+        NET_ETLSCONFIG);
     assert_int_equal(net_tls_config_alpn(x, "a,,b"), -EINVAL);
     net_tls_config_free(x);
     assert_int_equal(net_tls_config_new(&x, 7), -EINVAL);
@@ -339,10 +340,11 @@ static void reader(void *p)
 {
     flow *f = p;
     net_buf got = {0};
-    f->rc = net_receive(f->s, NET_BYTES, BIG, &got, gt_now() + 5 * tg_slack_ms());
-    f->bad = got.len == BIG ? nt_pat_check((unsigned char *)got.data, 0, BIG,
-                                           f->seed)
-                            : 0;
+    f->rc =
+        net_receive(f->s, NET_BYTES, BIG, &got, gt_now() + 5 * tg_slack_ms());
+    f->bad = got.len == BIG
+                 ? nt_pat_check((unsigned char *)got.data, 0, BIG, f->seed)
+                 : 0;
     net_buf_free(&got);
 }
 
@@ -375,8 +377,8 @@ static void test_both_ways(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        NT_TEST(test_echo),    NT_TEST(test_verify),
-        NT_TEST(test_ends),    NT_TEST(test_hostile),
+        NT_TEST(test_echo),        NT_TEST(test_verify),
+        NT_TEST(test_ends),        NT_TEST(test_hostile),
         NT_TEST(test_close_wakes), NT_TEST(test_both_ways),
     };
     return cmocka_run_group_tests(tests, tt_certs_make, tt_certs_remove);

@@ -74,13 +74,12 @@ static void test_s_server(void **state)
             snprintf(acc, sizeof acc, "127.0.0.1:%d", c.port);
             snprintf(pem, sizeof pem, "%s.pem", certs[k]);
             snprintf(key, sizeof key, "%s.key", certs[k]);
-            const char *argv[] = {"openssl",         "s_server",
-                            "-accept",         acc,
-                            "-cert",           tt_path(pem),
-                            "-key",            tt_path(key),
-                            v ? "-tls1_3" : "-tls1_2",
-                            "-rev",            "-naccept",
-                            "1",               NULL};
+            const char *argv[] = {
+                "openssl", "s_server",   "-accept",
+                acc,       "-cert",      tt_path(pem),
+                "-key",    tt_path(key), v ? "-tls1_3" : "-tls1_2",
+                "-rev",    "-naccept",   "1",
+                NULL};
             against(argv, &c);
         }
 }
@@ -96,17 +95,17 @@ static void test_gnutls_serv(void **state)
         char port[16];
         snprintf(port, sizeof port, "%d", c.port);
         const char *argv[] = {"gnutls-serv",
-                        "--echo",
-                        "-p",
-                        port,
-                        "--x509certfile",
-                        tt_path("ec.pem"),
-                        "--x509keyfile",
-                        tt_path("ec.key"),
-                        "--priority",
-                        v ? "NORMAL:-VERS-ALL:+VERS-TLS1.3"
-                          : "NORMAL:-VERS-ALL:+VERS-TLS1.2",
-                        NULL};
+                              "--echo",
+                              "-p",
+                              port,
+                              "--x509certfile",
+                              tt_path("ec.pem"),
+                              "--x509keyfile",
+                              tt_path("ec.key"),
+                              "--priority",
+                              v ? "NORMAL:-VERS-ALL:+VERS-TLS1.3"
+                                : "NORMAL:-VERS-ALL:+VERS-TLS1.2",
+                              NULL};
         against(argv, &c);
     }
 }
@@ -222,8 +221,7 @@ static void srv_feeder(void *p)
             net_send(v->in, asked % 2 ? "k\n" : "K\n", 2, NULL, dl());
             asked++;
             int64_t end = dl();
-            while (v->updates < asked && gt_now() < end)
-                gt_sleep(gt_now() + 5);
+            while (v->updates < asked && gt_now() < end) gt_sleep(gt_now() + 5);
         }
         for (size_t i = 0; i < CHUNK; i++) b[i] = up(v->fed + i);
         if (net_send(v->in, b, CHUNK, NULL, dl()) < 0) break;
@@ -231,9 +229,9 @@ static void srv_feeder(void *p)
     }
     free(b);
     until(all_fed_read, v);
-    if (!v->echo) until(all_down, v);
-    net_close(v->in); /* end of its stdin: the program closes */
-    v->in = NULL;
+    /* s_client quits on its Q command (not at the end of its stdin); our
+     * echo server ends gnutls-cli's connection once all has come. */
+    if (!v->echo && until(all_down, v)) net_send(v->in, "Q\n", 2, NULL, dl());
 }
 
 static void srv_main(void *p)
@@ -251,16 +249,22 @@ static void srv_main(void *p)
     if (v->echo) { /* gnutls-cli: what comes goes back */
         char b[4096];
         ssize_t n;
-        while ((n = net_recv(v->s, b, sizeof b, dl())) > 0) {
+        while (v->got_up < BIG && (n = net_recv(v->s, b, sizeof b, dl())) > 0) {
             for (ssize_t i = 0; i < n; i++, v->got_up++)
                 if (v->bad_up < 0 && b[i] != up(v->got_up))
                     v->bad_up = (int64_t)v->got_up;
             net_send(v->s, "+", 1, NULL, dl());
         }
-        return;
+    } else {
+        tg_spawn(srv_writer, v);
+        srv_reader(v);
+        /* s_client closes on its Q command (srv_feeder). */
+        char b[1];
+        net_recv(v->s, b, sizeof b, dl());
     }
-    tg_spawn(srv_writer, v);
-    srv_reader(v);
+    /* gnutls-cli waits for our close_notify before it exits. */
+    net_close(v->s);
+    v->s = NULL;
 }
 
 static void serve(srv *v, const char *const argv[])
@@ -289,9 +293,9 @@ static void test_s_client_keyupdate(void **state)
     assert_int_equal(nt_listen(&v.ls, &port, 4), 0);
     char to[32];
     snprintf(to, sizeof to, "127.0.0.1:%d", port);
-    const char *argv[] = {"openssl", "s_client",  "-connect", to,
-                    "-CAfile", tt_path("ca.pem"),
-                    "-servername", "localhost", "-tls1_3", NULL};
+    const char *argv[] = {
+        "openssl",         "s_client",    "-connect",  to,        "-CAfile",
+        tt_path("ca.pem"), "-servername", "localhost", "-tls1_3", NULL};
     serve(&v, argv);
     assert_int_equal(v.updates, 3);
     assert_int_equal(v.wrc, (ssize_t)BIG);
@@ -309,9 +313,13 @@ static void test_gnutls_cli(void **state)
         assert_int_equal(nt_listen(&v.ls, &port, 4), 0);
         char ps[16];
         snprintf(ps, sizeof ps, "%d", port);
-        const char *argv[] = {"gnutls-cli", "--x509cafile", tt_path("ca.pem"),
-                        "-p",         ps,             "localhost",
-                        NULL};
+        const char *argv[] = {"gnutls-cli",
+                              "--x509cafile",
+                              tt_path("ca.pem"),
+                              "-p",
+                              ps,
+                              "localhost",
+                              NULL};
         serve(&v, argv);
         assert_true(tt_has(&v.text, t ? "TLS1.3" : "TLS1.2"));
         assert_true(tt_has(&v.text, "+"));
