@@ -512,10 +512,18 @@ static int l_poller(lua_State *L)
 int luaopen_socketloop_core(lua_State *L)
 {
     static const luaL_Reg loop_methods[] = {
-        {"newthread", l_newthread}, {"dispatch", l_dispatch},
-        {"listen", l_listen},       {"socket", lsl_socket},
-        {"sleep", lsl_sleep},       {"adopt", l_adopt},
-        {"count", l_count},         {NULL, NULL}};
+        {"newthread", l_newthread},
+        {"dispatch", l_dispatch},
+        {"listen", l_listen},
+        {"socket", lsl_socket},
+        {"sleep", lsl_sleep},
+        {"adopt", l_adopt},
+        {"count", l_count},
+#if SOCKETLOOP_HAS_TLS
+        {"waitfd", lsl_waitfd},
+#endif
+        {NULL, NULL}
+    };
     static const luaL_Reg funcs[] = {{"new", l_new},
                                      {"passthrough", l_passthrough},
                                      {"now", l_now},

@@ -73,7 +73,8 @@ enum {
     LSL_ACCEPT,
     LSL_CONNECT,
     LSL_SLEEP,
-    LSL_UCONNECT
+    LSL_UCONNECT,
+    LSL_HANDSHAKE /* starttls: its results are connect's */
 };
 
 /* A socket call in progress.  What every call touches comes first and
@@ -173,6 +174,13 @@ static inline int64_t lsl_ms(double seconds)
 {
     return (int64_t)(seconds * 1000 + 0.5);
 }
+
+#if SOCKETLOOP_HAS_TLS
+/* ltls.c: client:starttls, client:info, loop:waitfd. */
+int lsl_starttls(lua_State *L);
+int lsl_tlsinfo(lua_State *L);
+int lsl_waitfd(lua_State *L);
+#endif
 
 /* lsock.c: the calls that may wait. */
 int lsl_receive(lua_State *L);
