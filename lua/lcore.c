@@ -512,18 +512,10 @@ static int l_poller(lua_State *L)
 int luaopen_socketloop_core(lua_State *L)
 {
     static const luaL_Reg loop_methods[] = {
-        {"newthread", l_newthread},
-        {"dispatch", l_dispatch},
-        {"listen", l_listen},
-        {"socket", lsl_socket},
-        {"sleep", lsl_sleep},
-        {"adopt", l_adopt},
-        {"count", l_count},
-#if SOCKETLOOP_HAS_TLS
-        {"waitfd", lsl_waitfd},
-#endif
-        {NULL, NULL}
-    };
+        {"newthread", l_newthread}, {"dispatch", l_dispatch},
+        {"listen", l_listen},       {"socket", lsl_socket},
+        {"sleep", lsl_sleep},       {"adopt", l_adopt},
+        {"count", l_count},         {NULL, NULL}};
     static const luaL_Reg funcs[] = {{"new", l_new},
                                      {"passthrough", l_passthrough},
                                      {"now", l_now},
@@ -546,6 +538,9 @@ int luaopen_socketloop_core(lua_State *L)
     luaL_newmetatable(L, LSL_LOOP);
     lua_newtable(L);
     luaL_setfuncs(L, loop_methods, 0);
+#if SOCKETLOOP_HAS_TLS
+    luaL_setfuncs(L, lsl_tls_loop_methods, 0);
+#endif
     lua_setfield(L, -2, "__index");
     lua_pop(L, 1);
     luaopen_socketloop_asock(L);

@@ -373,40 +373,38 @@ int luaopen_socketloop_asock(lua_State *L)
 {
     /* LuaSocket's TCP methods, all on every class (as there); those of
      * one class raise LuaSocket's error on the others. */
-    static const luaL_Reg methods[] = {
-        {"receive", lsl_receive},
-        {"send", lsl_send},
-        {"accept", lsl_accept},
-        {"close", m_close},
-        {"connect", lsl_connect},
-        {"setpeername", lsl_connect},
-        {"bind", m_bind},
-        {"setsockname", m_bind},
-        {"listen", m_listen},
-        {"settimeout", m_settimeout},
-        {"gettimeout", m_gettimeout},
-        {"shutdown", m_shutdown},
-        {"getpeername", m_getpeername},
-        {"getsockname", m_getsockname},
-        {"getfamily", m_getfamily},
-        {"setoption", lsl_setoption},
-        {"getoption", lsl_getoption},
-        {"getfd", m_getfd},
-        {"setfd", m_setfd},
-        {"dirty", m_dirty},
-        {"getstats", m_getstats},
-        {"setstats", m_setstats},
-        {"setmaxline", lsl_setmaxline},
-#if SOCKETLOOP_HAS_TLS
-        {"starttls", lsl_starttls},
-        {"info", lsl_tlsinfo},
-#endif
-        {NULL, NULL}
-    };
+    static const luaL_Reg methods[] = {{"receive", lsl_receive},
+                                       {"send", lsl_send},
+                                       {"accept", lsl_accept},
+                                       {"close", m_close},
+                                       {"connect", lsl_connect},
+                                       {"setpeername", lsl_connect},
+                                       {"bind", m_bind},
+                                       {"setsockname", m_bind},
+                                       {"listen", m_listen},
+                                       {"settimeout", m_settimeout},
+                                       {"gettimeout", m_gettimeout},
+                                       {"shutdown", m_shutdown},
+                                       {"getpeername", m_getpeername},
+                                       {"getsockname", m_getsockname},
+                                       {"getfamily", m_getfamily},
+                                       {"setoption", lsl_setoption},
+                                       {"getoption", lsl_getoption},
+                                       {"getfd", m_getfd},
+                                       {"setfd", m_setfd},
+                                       {"dirty", m_dirty},
+                                       {"getstats", m_getstats},
+                                       {"setstats", m_setstats},
+                                       {"setmaxline", lsl_setmaxline},
+                                       {NULL, NULL}};
     luaL_newmetatable(L, LSL_SOCK);
     lua_newtable(L);
     lua_pushvalue(L, -2);
     luaL_setfuncs(L, methods, 1); /* the metatable, for check_sock */
+#if SOCKETLOOP_HAS_TLS
+    lua_pushvalue(L, -2);
+    luaL_setfuncs(L, lsl_tls_methods, 1);
+#endif
     lua_setfield(L, -2, "__index");
     lua_pushcfunction(L, m_gc);
     lua_setfield(L, -2, "__gc");

@@ -176,10 +176,10 @@ static inline int64_t lsl_ms(double seconds)
 }
 
 #if SOCKETLOOP_HAS_TLS
-/* ltls.c: client:starttls, client:info, loop:waitfd. */
-int lsl_starttls(lua_State *L);
-int lsl_tlsinfo(lua_State *L);
-int lsl_waitfd(lua_State *L);
+/* ltls.c: the socket methods starttls and info (registered with the
+ * metatable as upvalue, as the others), and the loop method waitfd. */
+extern const luaL_Reg lsl_tls_methods[];
+extern const luaL_Reg lsl_tls_loop_methods[];
 #endif
 
 /* lsock.c: the calls that may wait. */

@@ -124,7 +124,7 @@ fail0:
  * as SNI and, with verify "peer", checked against the certificate.
  * options (OpenSSL's option names) are not read: what they would turn
  * off is off already.  The socket's timeout bounds the handshake. */
-int lsl_starttls(lua_State *L)
+static int starttls(lua_State *L)
 {
     lsl_sock *a = lsl_check_kind(L, LSL_CLIENT);
     luaL_checktype(L, 2, LUA_TTABLE);
@@ -149,7 +149,7 @@ int lsl_starttls(lua_State *L)
 
 /* client:info() -> {protocol, cipher, alpn, subject} after starttls,
  * else nil. */
-int lsl_tlsinfo(lua_State *L)
+static int info(lua_State *L)
 {
     lsl_sock *a = lsl_check_kind(L, LSL_CLIENT);
     const char *v = a->s ? net_tls_version(a->s) : NULL;
@@ -178,7 +178,7 @@ int lsl_tlsinfo(lua_State *L)
 /* loop:waitfd(fd, 'r' | 'w' [, seconds]) -> true | nil, err: parks the
  * loop thread until a descriptor of another library's is ready (a LuaSec
  * connection's).  It parks in place, as any wait that cannot yield. */
-int lsl_waitfd(lua_State *L)
+static int waitfd(lua_State *L)
 {
     int fd = (int)luaL_checkinteger(L, 2);
     const char *dir = luaL_checkstring(L, 3);
@@ -194,3 +194,7 @@ int lsl_waitfd(lua_State *L)
     lua_pushboolean(L, 1);
     return 1;
 }
+
+const luaL_Reg lsl_tls_methods[] = {
+    {"starttls", starttls}, {"info", info}, {NULL, NULL}};
+const luaL_Reg lsl_tls_loop_methods[] = {{"waitfd", waitfd}, {NULL, NULL}};
