@@ -93,6 +93,15 @@ static int bio_create(BIO *b)
 }
 
 static BIO_METHOD *bio_method;
+
+/* Freed when the program exits or the object holding the library (a Lua
+ * module) is unloaded, which would otherwise lose the pointer. */
+__attribute__((destructor)) static void bio_method_free(void)
+{
+    BIO_meth_free(bio_method);
+    bio_method = NULL;
+}
+
 static void bio_method_make(void)
 {
     BIO_METHOD *m =
