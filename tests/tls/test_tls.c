@@ -194,6 +194,37 @@ static void test_verify(void **state)
     assert_int_equal(net_tls_config_new(&x, 7), -EINVAL);
 }
 
+/* A server with two certificates picks by SNI; one given from memory. */
+static char *slurp(const char *file, size_t *n)
+{
+    FILE *f = fopen(file, "rb");
+    char *b = malloc(65536);
+    *n = f && b ? fread(b, 1, 65536, f) : 0;
+    if (f) fclose(f);
+    return b;
+}
+
+static void test_sni(void **state)
+{
+    (void)state;
+    static const char *const names[] = {"localhost", "example.test"};
+    size_t pn, kn;
+    char *pem = slurp(tt_path("alt.pem"), &pn),
+         *key = slurp(tt_path("alt.key"), &kn);
+    for (int i = 0; i < 2; i++) {
+        side c = {.cfg = tt_client(), .name = names[i], .then = echo_client};
+        side v = {.cfg = tt_server("ec"), .then = echo_server};
+        assert_int_equal(net_tls_config_cert_mem(v.cfg, pem, pn, key, kn), 0);
+        memset(&seen, 0, sizeof seen);
+        run_pair(&c, &v);
+        assert_int_equal(c.hs, 0);
+        assert_int_equal(c.rc, 12);
+        free_sides(&c, &v);
+    }
+    free(pem);
+    free(key);
+}
+
 /* --- Ends of stream ------------------------------------------------------ */
 
 /* The server sends, then ends TCP without close_notify. */
@@ -377,9 +408,10 @@ static void test_both_ways(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        NT_TEST(test_echo),        NT_TEST(test_verify),
-        NT_TEST(test_ends),        NT_TEST(test_hostile),
-        NT_TEST(test_close_wakes), NT_TEST(test_both_ways),
+        NT_TEST(test_echo),      NT_TEST(test_verify),
+        NT_TEST(test_sni),       NT_TEST(test_ends),
+        NT_TEST(test_hostile),   NT_TEST(test_close_wakes),
+        NT_TEST(test_both_ways),
     };
     return cmocka_run_group_tests(tests, tt_certs_make, tt_certs_remove);
 }
