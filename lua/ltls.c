@@ -52,18 +52,25 @@ static const char *opt_alpn(lua_State *L)
         lua_pop(L, 1);
         return NULL;
     }
-    luaL_Buffer b;
-    luaL_buffinit(L, &b);
+    /* The names and commas go on the stack, above the list, and are
+     * joined at the end. */
+    int t = lua_gettop(L), n = 0;
     for (int i = 1;; i++) {
-        lua_rawgeti(L, -1 - (i > 1), i); /* the buffer may push one */
+        lua_rawgeti(L, t, i);
         if (lua_isnil(L, -1)) {
             lua_pop(L, 1);
             break;
         }
-        if (i > 1) luaL_addchar(&b, ',');
-        luaL_addvalue(&b);
+        luaL_checkstack(L, 2, "alpn");
+        if (i > 1) {
+            lua_pushliteral(L, ",");
+            lua_insert(L, -2);
+            n++;
+        }
+        n++;
     }
-    luaL_pushresult(&b);
+    lua_concat(L, n); /* n = 0 pushes "" */
+    lua_remove(L, t);
     return lua_tostring(L, -1);
 }
 

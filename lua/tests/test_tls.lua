@@ -50,10 +50,11 @@ local function connect(port)
 end
 
 local client_params = {mode = 'client', protocol = 'tlsv1_3', verify = 'peer',
-	cafile = path'ca.pem', servername = 'localhost', options = 'all'}
+	cafile = path'ca.pem', servername = 'localhost', options = 'all',
+	alpn = {'h2', 'http/1.1'}}
 
 local rev_port, www_port = H.free_port(), H.free_port()
-local pids = {s_server(rev_port, '-rev'), s_server(www_port, '-WWW')}
+local pids = {s_server(rev_port, '-rev -alpn http/1.1'), s_server(www_port, '-WWW')}
 local done = {}
 
 -- starttls, every method after it, and verification errors.
@@ -62,6 +63,7 @@ loop.newthread(function()
 	c:settimeout(10)
 	assert(c:starttls(client_params) == c)
 	assert(c:info().protocol == 'TLSv1.3')
+	assert(c:info().alpn == 'http/1.1')
 	assert(c:send'hello\n' == 6)
 	assert(c:receive'*l' == 'olleh')
 	c:close()
