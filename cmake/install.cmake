@@ -61,8 +61,14 @@ install(TARGETS socketloop EXPORT socketloopTargets
   ARCHIVE DESTINATION ${CMAKE_INSTALL_LIBDIR} COMPONENT dev)
 install(FILES ${PROJECT_SOURCE_DIR}/include/socketloop.h
   DESTINATION ${CMAKE_INSTALL_INCLUDEDIR} COMPONENT dev)
+# socketloop/tls.h only when the library has TLS.
+if(SL_TLS)
+  set(SL_NO_TLS_H "")
+else()
+  set(SL_NO_TLS_H PATTERN tls.h EXCLUDE)
+endif()
 install(DIRECTORY ${PROJECT_SOURCE_DIR}/include/socketloop
-  DESTINATION ${CMAKE_INSTALL_INCLUDEDIR} COMPONENT dev)
+  DESTINATION ${CMAKE_INSTALL_INCLUDEDIR} COMPONENT dev ${SL_NO_TLS_H})
 install(FILES ${PROJECT_BINARY_DIR}/include/socketloop/version.h
   DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}/socketloop COMPONENT dev)
 
