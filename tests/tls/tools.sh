@@ -6,7 +6,7 @@
 # socketloop-http --tls-cert/--tls-key answers curl --cacert (TLS 1.2 and
 # 1.3, a GET and a POST of 1 MiB, the name and the IP address checked);
 # socketloop-echo with TLS takes socketloop-load --tls-ca for a second
-# with no error, and echoes to openssl s_client; a client that trusts
+# with no error (and --reconnect: a handshake per echo), and echoes to openssl s_client; a client that trusts
 # another CA is refused.  Each server stops cleanly on SIGTERM.
 set -u
 bin=${1:?usage: tools.sh BIN_DIR CERTS_SCRIPT}
@@ -75,6 +75,13 @@ if start "$bin/socketloop-echo"; then
         pass "socketloop-load --tls-ca"
     else
         fail "socketloop-load: $(cat "$tmp/load")"
+    fi
+    if "$bin/socketloop-load" -c 5 -d 0.5 --reconnect --tls-ca "$tmp/ca.pem" \
+        127.0.0.1 "$port" >"$tmp/load" 2>&1 &&
+        grep -q '^errors 0 ' "$tmp/load"; then
+        pass "socketloop-load --reconnect --tls-ca (a handshake per echo)"
+    else
+        fail "socketloop-load --reconnect: $(cat "$tmp/load")"
     fi
     got=$( (echo ping; sleep 0.5) | timeout 10 openssl s_client -quiet \
         -connect 127.0.0.1:"$port" -CAfile "$tmp/ca.pem" -verify_return_error \
