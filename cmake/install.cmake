@@ -32,6 +32,12 @@ if(SL_URING)
   target_link_libraries(socketloop_shared PRIVATE ${SL_URING_LIB})
   set(SL_PC_URING " -luring")
 endif()
+if(SL_TLS)
+  target_link_libraries(socketloop_shared PRIVATE OpenSSL::SSL OpenSSL::Crypto)
+  set(SL_PC_REQUIRES "Requires.private: libssl libcrypto")
+else()
+  set(SL_PC_REQUIRES "")
+endif()
 # A symbol the library uses and nobody defines is a link error here, not
 # a load error in a user's program.  The sanitizers' runtimes are linked
 # into the executable only, so their builds leave the check out.
@@ -61,8 +67,14 @@ install(TARGETS socketloop EXPORT socketloopTargets
   ARCHIVE DESTINATION ${CMAKE_INSTALL_LIBDIR} COMPONENT dev)
 install(FILES ${PROJECT_SOURCE_DIR}/include/socketloop.h
   DESTINATION ${CMAKE_INSTALL_INCLUDEDIR} COMPONENT dev)
+# socketloop/tls.h only when the library has TLS.
+if(SL_TLS)
+  set(SL_NO_TLS_H "")
+else()
+  set(SL_NO_TLS_H PATTERN tls.h EXCLUDE)
+endif()
 install(DIRECTORY ${PROJECT_SOURCE_DIR}/include/socketloop
-  DESTINATION ${CMAKE_INSTALL_INCLUDEDIR} COMPONENT dev)
+  DESTINATION ${CMAKE_INSTALL_INCLUDEDIR} COMPONENT dev ${SL_NO_TLS_H})
 install(FILES ${PROJECT_BINARY_DIR}/include/socketloop/version.h
   DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}/socketloop COMPONENT dev)
 

@@ -555,6 +555,9 @@ int luaopen_socketloop_core(lua_State *L)
     luaL_newmetatable(L, LSL_LOOP);
     lua_newtable(L);
     luaL_setfuncs(L, loop_methods, 0);
+#if SOCKETLOOP_HAS_TLS
+    luaL_setfuncs(L, lsl_tls_loop_methods, 0);
+#endif
     lua_setfield(L, -2, "__index");
     lua_pop(L, 1);
     luaopen_socketloop_asock(L);

@@ -401,6 +401,10 @@ int luaopen_socketloop_asock(lua_State *L)
     lua_newtable(L);
     lua_pushvalue(L, -2);
     luaL_setfuncs(L, methods, 1); /* the metatable, for check_sock */
+#if SOCKETLOOP_HAS_TLS
+    lua_pushvalue(L, -2);
+    luaL_setfuncs(L, lsl_tls_methods, 1);
+#endif
     lua_setfield(L, -2, "__index");
     lua_pushcfunction(L, m_gc);
     lua_setfield(L, -2, "__gc");

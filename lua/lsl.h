@@ -75,8 +75,9 @@ enum {
     LSL_CONNECT,
     LSL_SLEEP,
     LSL_UCONNECT,
-    LSL_WAIT, /* a waiter of lsync.c's wait queues, not a socket call */
-    LSL_TIMER /* a timer of ltimer.c */
+    LSL_WAIT,     /* a waiter of lsync.c's wait queues, not a socket call */
+    LSL_TIMER,    /* a timer of ltimer.c */
+    LSL_HANDSHAKE /* starttls: its results are connect's */
 };
 
 /* A socket call in progress.  What every call touches comes first and
@@ -179,6 +180,13 @@ static inline int64_t lsl_ms(double seconds)
 {
     return (int64_t)(seconds * 1000 + 0.5);
 }
+
+#if SOCKETLOOP_HAS_TLS
+/* ltls.c: the socket methods starttls and info (registered with the
+ * metatable as upvalue, as the others), and the loop method waitfd. */
+extern const luaL_Reg lsl_tls_methods[];
+extern const luaL_Reg lsl_tls_loop_methods[];
+#endif
 
 /* lsock.c: the calls that may wait. */
 int lsl_receive(lua_State *L);

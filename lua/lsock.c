@@ -99,7 +99,7 @@ static int push_results(lua_State *L, lsl_op *o)
         else
             lua_pushboolean(L, 1);
         break;
-    default: /* LSL_CONNECT: the socket itself, truthy */
+    default: /* LSL_CONNECT, LSL_HANDSHAKE: the socket itself, truthy */
         if (rc)
             n = lsl_push_error(L, rc);
         else

@@ -27,6 +27,66 @@ local function new(coro)
 	local pending = {}       -- errors of threads started by loop threads
 	local conns = setmetatable({}, {__mode = 'k'}) -- thread -> its client
 
+	-- A LuaSec connection (ssl.wrap) on the loop, the way Copas drives
+	-- one: each of its calls runs with a zero timeout, and 'wantread' or
+	-- 'wantwrite' parks the loop thread on its descriptor (loop:waitfd)
+	-- for at most the timeout set on the wrapper.  Methods it does not
+	-- name are the connection's own.
+	local luasec = {}
+	luasec.__index = function(t, k)
+		local m = luasec[k]
+		if m ~= nil then return m end
+		local conn = rawget(t, 'conn')
+		local f = conn[k]
+		if type(f) ~= 'function' then return f end
+		return function(_, ...) return f(conn, ...) end
+	end
+	local function luasec_wait(self, err)
+		local ok, werr = L:waitfd(self.conn:getfd(),
+			err == 'wantwrite' and 'w' or 'r', self.timeout)
+		if ok then return true end
+		return nil, werr
+	end
+	local function waits(err)
+		return err == 'wantread' or err == 'wantwrite' or err == 'timeout'
+	end
+	function luasec:settimeout(t) self.timeout = t; return 1 end
+	function luasec:dohandshake()
+		while true do
+			local ok, err = self.conn:dohandshake()
+			if ok then return true end
+			if not waits(err) then return nil, err end
+			ok, err = luasec_wait(self, err)
+			if not ok then return nil, err end
+		end
+	end
+	function luasec:receive(pattern, prefix)
+		while true do
+			local data, err, part = self.conn:receive(pattern, prefix)
+			if data then return data end
+			if not waits(err) then return nil, err, part end
+			prefix = part
+			local ok, werr = luasec_wait(self, err)
+			if not ok then return nil, werr, part end
+		end
+	end
+	function luasec:send(data, i, j)
+		local last = (i or 1) - 1
+		while true do
+			local n, err, at = self.conn:send(data, last + 1, j)
+			if n then return n end
+			last = at or last
+			if not waits(err) then return nil, err, last end
+			local ok, werr = luasec_wait(self, err)
+			if not ok then return nil, werr, last end
+		end
+	end
+	function luasec:close() return self.conn:close() end
+	local function wrap_luasec(conn)
+		conn:settimeout(0)
+		return setmetatable({conn = conn}, luasec)
+	end
+
 	local function spawn(f, ...)
 		if coro then
 			local t = coro.create(f, coro.main) -- ends into its loop thread
@@ -92,6 +152,7 @@ local function new(coro)
 	function loop.wrap(skt)
 		if getmetatable(skt) == mt then return skt end
 		local name = tostring(skt)
+		if name:match'^SSL connection' then return wrap_luasec(skt) end
 		local kind = name:match'^tcp{(%a+)}'
 		local unix = false
 		if not kind then
@@ -128,6 +189,30 @@ local function new(coro)
 		skt:setfd(-1)
 		origin[a] = skt
 		return a
+	end
+
+	-- A create function for socket.http (or anything that connects and
+	-- then talks) over TLS: its sockets run starttls(params) once
+	-- connected, with the host as the server name.  The other methods
+	-- are the asocket's.
+	function loop.tls_create(params)
+		return function()
+			local a = L:socket()
+			local c = setmetatable({}, {__index = function(_, k)
+				return function(_, ...) return a[k](a, ...) end
+			end})
+			function c.connect(_, host, port)
+				local ok, err = a:connect(host, port)
+				if not ok then return nil, err end
+				local p = {}
+				for k, v in pairs(params) do p[k] = v end
+				p.servername = p.servername or host
+				ok, err = a:starttls(p)
+				if not ok then return nil, err end
+				return 1
+			end
+			return c
+		end
 	end
 
 	function loop.connect(address, port, local_address, local_port)

@@ -129,7 +129,28 @@ struct net_sock {
     int64_t serve_thread;       /* the id of that handler's green thread */
     struct net_sock *next_dead; /* in net__loop.dead */
     net__sub sub[2];            /* a completion backend's transfers */
+    const struct net__transport *tp; /* NULL: the kernel's bytes as they
+                                        are; else a layer over them */
+    void *tp_state;                  /* the transport's, per socket */
 };
+
+/* A transport over the socket's bytes (TLS, net/tls.c): the steps call it
+ * where they would call recv() and send().  read and write return > 0
+ * bytes, 0 (read: a clean end of stream), -EAGAIN when the layer must
+ * wait, or another error; after -EAGAIN, want says which event the layer
+ * waits for on behalf of the op of direction dir (NET__WAIT_IN or
+ * NET__WAIT_OUT: a read may need the socket writable, a write readable).
+ * The layer never sets the dry marks: it may hold bytes the kernel no
+ * longer has (pending says how many are ready to read). */
+typedef struct net__transport {
+    ssize_t (*read)(net_sock *s, void *buf, size_t n);
+    ssize_t (*write)(net_sock *s, const void *buf, size_t n);
+    int (*want)(const net_sock *s, int dir);
+    size_t (*pending)(const net_sock *s);
+    int (*handshake)(net_sock *s); /* 0 done, -EAGAIN, or an error */
+    int (*shutdown)(net_sock *s);  /* our end of the layer, never waits */
+    void (*free)(net_sock *s);     /* with the socket's last reference */
+} net__transport;
 
 /* Whether s (not NULL) was made on another OS thread: every public call
  * on a socket starts with `if (net__alien(s)) return GT_EOWNER;`. */
@@ -185,6 +206,9 @@ typedef struct net__opx {
     int phase;          /* CONNECT: 1 once connect() is in progress */
     int async;          /* started by net_op_start, not yet ended */
     int kicked;         /* its timer steps it: another call left bytes */
+    int want;           /* NET_IN or NET_OUT: the event it waits for,
+                           which is its own direction's unless a
+                           transport needs the other */
 } net__opx;
 enum { NET__OP_IDLE, NET__OP_IO, NET__OP_TIME };
 static inline net__opx *net__x(net_op *op)
@@ -210,6 +234,7 @@ int net__send_step(net_op *op);
 int net__receive_step(net_op *op);
 int net__accept_step(net_op *op);
 int net__connect_step(net_op *op);
+int net__handshake_step(net_op *op);
 /* Drops the rest of an over-long line (net/bufio.c): NET__GO when
  * nothing is left to drop (also when the stream ended), NET__WAIT_IN, or
  * NET__DONE with op->rc set to the error that came meanwhile. */

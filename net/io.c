@@ -45,6 +45,13 @@ ssize_t net__xfer(net_sock *s, int dir, void *buf, size_t n, const net_op *op)
     return r < 0 ? -errno : r;
 }
 
+/* Counts what a transport moved (net__transport in net/internal.h). */
+static ssize_t transported(net_sock *s, ssize_t r)
+{
+    if (r > 0) s->streak += (size_t)r;
+    return r;
+}
+
 ssize_t net__read(net_sock *s, void *buf, size_t n, const net_op *op)
 {
     if (s->rlen) {
@@ -54,6 +61,7 @@ ssize_t net__read(net_sock *s, void *buf, size_t n, const net_op *op)
         s->rlen -= k;
         return (ssize_t)k;
     }
+    if (s->tp) return transported(s, s->tp->read(s, buf, n));
     if (net__dry(s, 0, op)) return -EAGAIN;
     for (;;) {
         ssize_t r = net__xfer(s, 0, buf, n, op);
@@ -99,9 +107,21 @@ int net__send_step(net_op *op)
             op->rc = NET_ECLOSED;
             return NET__DONE;
         }
-        if (net__dry(s, 1, op)) return NET__WAIT_OUT;
         size_t left = op->n - op->moved;
-        ssize_t r = net__xfer(s, 1, (char *)op->data + op->moved, left, op);
+        const char *from = (const char *)op->data + op->moved;
+        ssize_t r;
+        if (s->tp) {
+            if ((r = transported(s, s->tp->write(s, from, left))) == -EAGAIN)
+                return NET__WAIT_OUT;
+            if (r < 0) {
+                op->rc = r;
+                return NET__DONE;
+            }
+            op->moved += (size_t)r;
+            continue;
+        }
+        if (net__dry(s, 1, op)) return NET__WAIT_OUT;
+        r = net__xfer(s, 1, (void *)from, left, op);
         if (r >= 0) {
             if ((size_t)r < left) s->w.dry[1] = 1;
             op->moved += (size_t)r;
@@ -118,6 +138,21 @@ int net__send_step(net_op *op)
         return NET__WAIT_OUT;
     }
     op->rc = (ssize_t)op->n;
+    return NET__DONE;
+}
+
+/* A transport's handshake (net_tls_handshake): it waits in the read slot,
+ * for whichever event the transport needs (see net/op.c's wait_for). */
+int net__handshake_step(net_op *op)
+{
+    net_sock *s = op->s;
+    if (s->closed) {
+        op->rc = NET_ECLOSED;
+        return NET__DONE;
+    }
+    int r = s->tp->handshake(s);
+    if (r == -EAGAIN) return NET__WAIT_IN;
+    op->rc = r;
     return NET__DONE;
 }
 

@@ -24,7 +24,7 @@
 _Static_assert(sizeof(net__opx) <= sizeof(((net_op *)0)->net__priv),
                "net_op's private space is too small");
 
-#define NET__OP_KINDS 6
+#define NET__OP_KINDS 7
 
 static net_op *op_of(net__opx *x)
 {
@@ -53,6 +53,20 @@ static void progress(net_op *op)
     x->idle_end = gt_now() + op->idle;
 }
 
+/* The event an op waits for: its step's answer, which a transport may
+ * turn to the other direction (a TLS read that must write first).  The
+ * op keeps its own direction's slot either way: the poller's event for
+ * x->want finds it there (net/wait.c). */
+static int wait_for(net_op *op, int r)
+{
+    net_sock *s = op->s;
+    net__opx *x = net__x(op);
+    if (r != NET__WAIT_IN && r != NET__WAIT_OUT) return r;
+    if (s->tp) r = s->tp->want(s, x->dir);
+    x->want = r == NET__WAIT_OUT ? NET_OUT : NET_IN;
+    return r;
+}
+
 static int step(net_op *op)
 {
     int r;
@@ -62,6 +76,7 @@ static int step(net_op *op)
     case NET_OP_RECEIVE: r = net__receive_step(op); break;
     case NET_OP_ACCEPT: r = net__accept_step(op); break;
     case NET_OP_CONNECT: r = net__connect_step(op); break;
+    case NET_OP_HANDSHAKE: r = net__handshake_step(op); break;
     default: /* NET_OP_SLEEP */
         if (gt_now() >= op->deadline) {
             op->rc = 0;
@@ -71,13 +86,13 @@ static int step(net_op *op)
         return NET__WAIT_TIME;
     }
     progress(op);
-    return r;
+    return wait_for(op, r);
 }
 
 static int check(const net_op *op)
 {
     const net_sock *s = op->s;
-    if (op->kind < NET_OP_RECV || op->kind > NET_OP_SLEEP) return -EINVAL;
+    if (op->kind < NET_OP_RECV || op->kind > NET_OP_HANDSHAKE) return -EINVAL;
     if (op->kind == NET_OP_SLEEP) return op->deadline < 0 ? -EINVAL : 0;
     if (!s) return -EINVAL;
     if (net__alien(s)) return GT_EOWNER;
@@ -95,6 +110,9 @@ static int check(const net_op *op)
         break;
     case NET_OP_CONNECT:
         if (!op->addr) return -EINVAL;
+        break;
+    case NET_OP_HANDSHAKE:
+        if (!s->tp) return -EINVAL;
         break;
     default: break;
     }
@@ -126,7 +144,8 @@ static void ended(net_op *op)
     net_sock *s = op->s;
     if (!s || net__x(op)->dir) return;
     net_op *other = s->w.op[0];
-    if (!other || other == op || !s->rlen) return;
+    if (!other || other == op) return;
+    if (!s->rlen && !(s->tp && s->tp->pending(s))) return;
     net__opx *ox = net__x(other);
     if (ox->state != NET__OP_IO) return;
     if (ox->thread) {
@@ -160,7 +179,7 @@ int net__settle(net_sock *s, int dir, int keep)
 /* --- Driven by a parked green thread --------------------------------- */
 
 static const char *const what[NET__OP_KINDS + 1] = {
-    "", "recv", "receive", "send", "accept", "connect", "sleep"};
+    "", "recv", "receive", "send", "accept", "connect", "sleep", "handshake"};
 
 /* Parks the calling thread for the wait step r asked for; 0 to step
  * again, < 0 to end with that error. */

@@ -36,6 +36,8 @@ void net__unref(net_sock *s)
 {
     if (--s->refs) return;
     net__loop *L = s->L;
+    if (s->tp) s->tp->free(s);
+    s->tp = NULL;
     if (s->w.fd >= 0) close(s->w.fd);
     s->w.fd = -1;
     s->rlen = 0;
@@ -83,6 +85,9 @@ static int close_sock(net_sock *s, int keep_fd)
     if (net__alien(s)) return GT_EOWNER;
     if (s->closed) return NET_ECLOSED;
     int fd = s->w.fd;
+    /* A transport says goodbye (TLS: close_notify) if it can without
+     * waiting; a released descriptor goes back as it is. */
+    if (s->tp && !keep_fd) s->tp->shutdown(s);
     s->closed = 1;
     if (s->registered) s->L->be->del(s->L->p, &s->w);
     s->registered = 0;
@@ -107,6 +112,10 @@ int net_shutdown(net_sock *s, int how)
     if (!s) return -EINVAL;
     if (net__alien(s)) return GT_EOWNER;
     if (s->closed) return NET_ECLOSED;
+    if (s->tp && how != SHUT_RD) {
+        int rc = s->tp->shutdown(s);
+        if (rc < 0) return rc;
+    }
     return shutdown(s->w.fd, how) < 0 ? -errno : 0;
 }
 

@@ -13,14 +13,16 @@
 #define NET__DRAIN 16       /* batches taken in one round at most */
 #define NET__NOMEM_PAUSE 10 /* ms, longest pause when it lacks memory */
 
-/* What a level-triggered poller should watch for s now: the directions
- * in which an operation waits for the descriptor (not for a back-off). */
+/* What a level-triggered poller should watch for s now: the events that
+ * operations wait for on the descriptor (not for a back-off).  That is
+ * each op's own direction but for a transport's op that needs the other
+ * (net__opx.want). */
 static int interest(const net_sock *s)
 {
     int ev = 0;
     for (int dir = 0; dir < 2; dir++) {
         net_op *op = s->w.op[dir];
-        if (op && net__x(op)->state == NET__OP_IO) ev |= dir ? NET_OUT : NET_IN;
+        if (op && net__x(op)->state == NET__OP_IO) ev |= net__x(op)->want;
     }
     return ev;
 }
@@ -50,16 +52,20 @@ int net__park(net__loop *L, net__waitable *w, int dir, int64_t deadline)
     return rc;
 }
 
+/* An operation is told of the event it waits for, which need not be its
+ * slot's direction (a TLS read that must write first waits for NET_OUT
+ * in the read slot). */
 static void wake(net__waitable *w, int events)
 {
     if (events & NET__HUP) w->hup = 1;
     for (int dir = 0; dir < 2; dir++) {
         if (!(events & (dir ? NET_OUT : NET_IN))) continue;
         w->dry[dir] = 0;
-        if (w->waiter[dir])
-            gt__wake(w->waiter[dir], 0);
-        else if (w->op[dir])
-            net__op_ready(w->op[dir]);
+        if (w->waiter[dir]) gt__wake(w->waiter[dir], 0);
+    }
+    for (int dir = 0; dir < 2; dir++) {
+        net_op *op = w->op[dir];
+        if (op && (events & net__x(op)->want)) net__op_ready(op);
     }
 }
 

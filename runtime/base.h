@@ -29,6 +29,10 @@
 /* Prints where and what went wrong, with the running thread, and aborts
  * (runtime/debug.c). */
 void gt__fatal(const char *file, int line, const char *what);
+/* Gives the latest result rc of this OS thread its own text: gt_strerror
+ * (rc) returns a copy of text until the next call, for codes whose cause
+ * is not the code alone (a TLS failure carries OpenSSL's reason). */
+void gt__set_detail(int rc, const char *text);
 #define GT__ASSERT(c) ((c) ? (void)0 : gt__fatal(__FILE__, __LINE__, #c))
 
 #endif

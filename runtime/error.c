@@ -3,12 +3,25 @@
 #include "base.h"
 
 #include "socketloop/net.h"
+#include "socketloop/tls.h"
 
+#include <stdio.h>
 #include <string.h>
+
+/* The latest detailed result of this OS thread (gt__set_detail). */
+static _Thread_local int detail_rc;
+static _Thread_local char detail[256];
+
+void gt__set_detail(int rc, const char *text)
+{
+    detail_rc = rc;
+    snprintf(detail, sizeof detail, "%s", text);
+}
 
 const char *gt_strerror(int rc)
 {
     if (rc >= 0) return "success";
+    if (rc == detail_rc && detail[0]) return detail;
     switch (rc) {
     case GT_EMAPLIMIT:
         return "the kernel's limit on memory mappings (vm.max_map_count) "
@@ -25,6 +38,11 @@ const char *gt_strerror(int rc)
     case NET_ERESOLVE: return "name resolution failed";
     case NET_ETRYAGAIN: return "temporary failure in name resolution";
     case NET_EEOF: return "end of stream";
+    case NET_ETLS: return "TLS failure";
+    case NET_ETLSVERIFY: return "certificate verify failed";
+    case NET_ETLSTRUNC:
+        return "TLS stream truncated: the peer closed without close_notify";
+    case NET_ETLSCONFIG: return "TLS configuration failed";
     default: break;
     }
     if (rc < -4095) return "unknown error"; /* also keeps -rc defined */

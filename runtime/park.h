@@ -12,7 +12,7 @@
  *   (runtime/timer.h);
  * - gt__list, gt__list_init, gt__list_push, gt__list_remove,
  *   gt__list_empty and GT__CONTAINER (runtime/list.h);
- * - gt__fatal (runtime/base.h).
+ * - gt__fatal, gt__set_detail (runtime/base.h).
  *
  * The headers it includes hold the structures those inline bodies need;
  * the rest of what they declare is the runtime's own.  They are the hot

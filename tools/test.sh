@@ -20,7 +20,7 @@ bash tools/deps.sh build-essential cmake pkg-config libcmocka-dev valgrind libur
     gdb libboost-context-dev libuv1-dev \
     lua5.1 lua5.2 lua5.3 lua5.4 luajit liblua5.1-0-dev liblua5.2-dev \
     liblua5.3-dev liblua5.4-dev libluajit-5.1-dev lua-socket lua-luv luarocks \
-    redis-server lua-redis \
+    redis-server lua-redis libssl-dev openssl gnutls-bin curl lua-sec \
     clang clang-tidy cppcheck pandoc man-db file debootstrap
 jobs=$(nproc)
 

@@ -36,9 +36,12 @@ enum net_op_kind {
     NET_OP_SEND,     /* all n bytes of data (net_send) */
     NET_OP_ACCEPT,   /* a connection on a listener (net_accept) */
     NET_OP_CONNECT,  /* s, unconnected, to addr (net_connect_addr) */
-    NET_OP_SLEEP     /* nothing: finishes at the deadline (s unused); sleep
+    NET_OP_SLEEP,    /* nothing: finishes at the deadline (s unused); sleep
                         always waits for the loop's next round at least,
                         even when its deadline has passed */
+    NET_OP_HANDSHAKE /* the TLS handshake of a socket given TLS with
+                        net_tls_attach (socketloop/tls.h); -EINVAL on any
+                        other.  It takes the read direction. */
 };
 
 /* RECEIVE with NET_BYTES: finish as soon as at least one byte has been

@@ -5,6 +5,10 @@
 # and the Lua module's echo server (socketloop-lua: tools/echo.lua on
 # lua5.4; socketloop-luajit: the same script on luajit) against luv's
 # (luv-ref: tools/echo-luv.lua on lua5.4), all measured in the same run.
+# With TLS built, socketloop-echo-tls (socketloop-echo --tls-cert ...)
+# runs against echo-tls-ref (epoll + OpenSSL), its own floor: the same
+# ECDSA P-256 certificate, made here with openssl, TLS 1.3 with
+# AES-128-GCM (socketloop-load --tls offers only that suite).
 #
 #   tools/net/echo-matrix.sh [--json] [BUILD_DIR]      (default BUILD_DIR: build)
 #
@@ -22,7 +26,8 @@
 #   idle B/conn  (N=10000 rows) the server's RSS with 10,000 idle
 #              connections held by `socketloop-load -i`, minus its RSS
 #              before, over 10,000; a fresh server each time
-# Each value is followed by its ratio to echo-epoll-ref's.
+# Each value is followed by its ratio to echo-epoll-ref's (TLS rows: to
+# echo-tls-ref's).
 #
 # Environment: DURATION (seconds per cell, default 5), WARMUP (default
 # 0.5), CONNS (default "1 100 1000 10000"), SIZE (default 64), SERVERS
@@ -95,13 +100,26 @@ if command -v luajit >/dev/null && [ -f "$build/lua/jit/socketloop/core.so" ]; t
 else
     say "note: luajit or the Lua module (build/lua/jit) is missing: the socketloop-luajit rows are left out"
 fi
-if [ -n "${SERVERS:-}" ]; then # a chosen few, the reference always among them
+tls=0
+if [ -x "$bin/echo-tls-ref" ]; then
+    servers+=(socketloop-echo-tls echo-tls-ref)
+    tls=1
+else
+    say "note: built without TLS (libssl-dev): the TLS rows are left out"
+fi
+if [ -n "${SERVERS:-}" ]; then # a chosen few, the references always among them
     chosen=(echo-epoll-ref)
+    [ "$tls" = 1 ] && [[ " $SERVERS " == *tls* ]] && chosen+=(echo-tls-ref)
     for s in "${servers[@]}"; do
-        [ "$s" != echo-epoll-ref ] && [[ " $SERVERS " == *" $s "* ]] && chosen+=("$s")
+        [ "$s" != echo-epoll-ref ] && [ "$s" != echo-tls-ref ] &&
+            [[ " $SERVERS " == *" $s "* ]] && chosen+=("$s")
     done
     servers=("${chosen[@]}")
 fi
+# The reference a server's figures are divided by, and what the load
+# tool needs for it.
+ref_of() { case $1 in *tls*) echo echo-tls-ref ;; *) echo echo-epoll-ref ;; esac; }
+load_tls() { case $1 in *tls*) echo --tls ;; esac; }
 
 # --- Processes, and their cleanup -------------------------------------------
 tmp=$(mktemp -d /tmp/echo-matrix.XXXXXX)
@@ -119,6 +137,11 @@ cleanup() {
 }
 trap cleanup EXIT
 trap 'exit 130' INT
+if [ "$tls" = 1 ]; then
+    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
+        -keyout "$tmp/tls.key" -out "$tmp/tls.pem" -days 2 -subj /CN=localhost \
+        >/dev/null 2>&1 || die "openssl could not make the certificate"
+fi
 trap 'exit 143' TERM
 
 forget() { # drops a pid from the cleanup list
@@ -145,6 +168,9 @@ start_server() { # name: starts it on CPU 0 with a free port
     socketloop-luajit) cmd=("${jit_env[@]}" luajit "$root/tools/echo.lua" 0) ;;
     luv-ref) cmd=(lua5.4 "$root/tools/echo-luv.lua" 0) ;;
     socketloop-uring) cmd=(env SOCKETLOOP_POLLER=uring "$bin/socketloop-echo" -p 0) ;;
+    socketloop-echo-tls)
+        cmd=("$bin/socketloop-echo" -p 0 --tls-cert "$tmp/tls.pem" --tls-key "$tmp/tls.key") ;;
+    echo-tls-ref) cmd=("$bin/echo-tls-ref" -p 0 -c "$tmp/tls.pem" -k "$tmp/tls.key") ;;
     *) cmd=("$bin/$1" -p 0) ;;
     esac
     taskset -c 0 "${cmd[@]}" >"$tmp/srv.out" 2>"$tmp/srv.err" &
@@ -170,7 +196,7 @@ declare -A rate p50 p99 cpu err idle peak
 run_cell() { # server N
     start_server "$1"
     taskset -c 1 "$bin/socketloop-load" -c "$2" -s "$SIZE" -d "$DURATION" \
-        -w "$WARMUP" --json --cpu-pid "$SPID" 127.0.0.1 "$SPORT" \
+        -w "$WARMUP" --json --cpu-pid "$SPID" $(load_tls "$1") 127.0.0.1 "$SPORT" \
         >"$tmp/load.json" 2>"$tmp/load.err" &
     local lp=$!
     pids+=("$lp")
@@ -200,7 +226,7 @@ run_idle() { # server: RSS per idle connection at IDLE_N
     local r0 r1 prev n lp
     r0=$(rss_kb "$SPID")
     : >"$tmp/idle.out"
-    taskset -c 1 "$bin/socketloop-load" -i -c "$IDLE_N" -d 600 127.0.0.1 "$SPORT" \
+    taskset -c 1 "$bin/socketloop-load" -i -c "$IDLE_N" -d 600 $(load_tls "$1") 127.0.0.1 "$SPORT" \
         >"$tmp/idle.out" 2>&1 &
     lp=$!
     pids+=("$lp")
@@ -257,7 +283,7 @@ if [ "$json" = 1 ]; then
     sep=
     for n in $CONNS; do
         for s in "${servers[@]}"; do
-            k="$s:$n" r="$ref:$n"
+            k="$s:$n" r="$(ref_of "$s"):$n"
             printf '%s{"server":"%s","conns":%s,"rate":%s,"rate_ratio":%s,"p50_us":%s,"p50_ratio":%s,"p99_us":%s,"p99_ratio":%s,"cpu_us_per_rt":%s,"cpu_ratio":%s,"peak_rss_kb":%s,"errors":%s}' \
                 "$sep" "$s" "$n" "$(num "${rate[$k]}")" "$(rnum "${rate[$k]}" "${rate[$r]}")" \
                 "$(num "${p50[$k]}")" "$(rnum "${p50[$k]}" "${p50[$r]}")" \
@@ -271,7 +297,7 @@ if [ "$json" = 1 ]; then
     sep=
     for s in "${servers[@]}"; do
         printf '%s{"server":"%s","conns":%s,"rss_bytes_per_conn":%s,"ratio":%s}' \
-            "$sep" "$s" "$IDLE_N" "$(num "${idle[$s]}")" "$(rnum "${idle[$s]}" "${idle[$ref]}")"
+            "$sep" "$s" "$IDLE_N" "$(num "${idle[$s]}")" "$(rnum "${idle[$s]}" "${idle[$(ref_of "$s")]}")"
         sep=,
     done
     printf ']}\n'
@@ -283,9 +309,9 @@ printf '%-16s %6s  %-18s %-16s %-16s %-15s %-15s %s\n' server N "rt/s (x ref)" \
     "p50 us (x)" "p99 us (x)" "cpu us/rt (x)" "idle B/conn (x)" errors
 for n in $CONNS; do
     for s in "${servers[@]}"; do
-        k="$s:$n" r="$ref:$n"
+        k="$s:$n" r="$(ref_of "$s"):$n"
         idl=-
-        [ "$n" = "$IDLE_N" ] && idl="${idle[$s]} ($(ratio "${idle[$s]}" "${idle[$ref]}"))"
+        [ "$n" = "$IDLE_N" ] && idl="${idle[$s]} ($(ratio "${idle[$s]}" "${idle[$(ref_of "$s")]}"))"
         printf '%-16s %6s  %-18s %-16s %-16s %-15s %-15s %s\n' "$s" "$n" \
             "$(printf '%.0f' "${rate[$k]}" 2>/dev/null || echo nan) ($(ratio "${rate[$k]}" "${rate[$r]}"))" \
             "${p50[$k]} ($(ratio "${p50[$k]}" "${p50[$r]}"))" \
@@ -296,6 +322,6 @@ for n in $CONNS; do
 done
 if ! [[ " $CONNS " == *" $IDLE_N "* ]]; then
     for s in "${servers[@]}"; do
-        echo "idle RSS at $IDLE_N: $s ${idle[$s]} B/conn ($(ratio "${idle[$s]}" "${idle[$ref]}"))"
+        echo "idle RSS at $IDLE_N: $s ${idle[$s]} B/conn ($(ratio "${idle[$s]}" "${idle[$(ref_of "$s")]}"))"
     done
 fi

@@ -3,6 +3,7 @@
  *
  *   socketloop-echo [-a HOST] [-p PORT] [-b select|poll|epoll] [-t THREADS]
  *                   [-i IDLE_SECONDS] [-o SEND_DEADLINE_MS] [-v]
+ *                   [--tls-cert FILE --tls-key FILE]
  *
  * Prints "listening on HOST:PORT" once it accepts connections, and runs
  * until SIGINT or SIGTERM.  The echo buffer is 512 bytes on the connection
@@ -28,6 +29,7 @@
 static const char usage[] =
     "usage: socketloop-echo [-a HOST] [-p PORT] [-b select|poll|epoll]\n"
     "                       [-t THREADS] [-i IDLE_SECONDS] [-o SEND_MS] [-v]\n"
+    "                       [--tls-cert FILE --tls-key FILE]\n"
     "  -a HOST   address to listen on (default 127.0.0.1)\n"
     "  -p PORT   port (default 7000; 0 picks a free one)\n"
     "  -b NAME   poller: epoll, poll, select, uring (sets SOCKETLOOP_POLLER)\n"
@@ -36,7 +38,8 @@ static const char usage[] =
     "  -i SEC    close a connection idle this long (default 0: never)\n"
     "  -o MS     deadline of each send; a peer that stops reading is dropped\n"
     "            after it (default 0: none)\n"
-    "  -v        report the poller, errors and counts on stderr\n";
+    "  -v        report the poller, errors and counts on "
+    "stderr\n" SRV_TLS_USAGE;
 
 static void echo_conn(net_sock *s, void *arg)
 {
@@ -66,7 +69,7 @@ static void echo_conn(net_sock *s, void *arg)
 int main(int argc, char **argv)
 {
     /* Static: the workers keep a pointer to it. */
-    static srv_opts o = {"127.0.0.1", 7000, NULL, 1, 0, 0, 0};
+    static srv_opts o = {"127.0.0.1", 7000, NULL, 1, 0, 0, 0, NULL, NULL, NULL};
     srv_parse(&o, argc, argv, usage);
     return srv_run(&o, echo_conn);
 }

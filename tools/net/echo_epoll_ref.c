@@ -10,20 +10,10 @@
  * Prints "listening on HOST:PORT"; SIGINT or SIGTERM (via signalfd) close
  * everything and exit 0. */
 #define _GNU_SOURCE
-#include <arpa/inet.h>
-#include <errno.h>
-#include <netinet/in.h>
+#include "epoll_ref.h"
+
 #include <netinet/tcp.h>
-#include <signal.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <sys/epoll.h>
-#include <sys/resource.h>
-#include <sys/signalfd.h>
-#include <sys/socket.h>
 #include <time.h>
-#include <unistd.h>
 
 #define BUF 512
 #define EVENTS 256
@@ -33,11 +23,6 @@ typedef struct conn {
     int pending, off; /* unsent bytes are buf[off .. off + pending) */
     char buf[BUF];
 } conn;
-
-/* epoll data: these two markers, or a conn pointer. */
-static char listener_tag, signal_tag;
-
-static int ep;
 
 static long long now_ms(void)
 {
@@ -50,14 +35,6 @@ static void conn_close(conn *c)
 {
     close(c->fd); /* also removes it from the epoll set */
     free(c);
-}
-
-static int watch(int op, int fd, unsigned events, void *ptr)
-{
-    struct epoll_event ev;
-    ev.events = events;
-    ev.data.ptr = ptr;
-    return epoll_ctl(ep, op, fd, &ev);
 }
 
 static void on_accept(int lfd, long long *paused)
@@ -139,68 +116,10 @@ static void on_conn(conn *c, unsigned events)
 
 int main(int argc, char **argv)
 {
-    const char *host = "127.0.0.1";
-    int port = 7001, opt;
-    while ((opt = getopt(argc, argv, "a:p:h")) != -1) {
-        switch (opt) {
-        case 'a': host = optarg; break;
-        case 'p': {
-            char *end;
-            long v = strtol(optarg, &end, 10);
-            if (*optarg == 0 || *end || v < 0 || v > 65535) {
-                fprintf(stderr, "bad port: %s\n", optarg);
-                return 2;
-            }
-            port = (int)v;
-            break;
-        }
-        default:
-            fprintf(opt == 'h' ? stdout : stderr,
-                    "usage: echo-epoll-ref [-a HOST] [-p PORT]\n");
-            return opt == 'h' ? 0 : 2;
-        }
-    }
-    struct rlimit rl;
-    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
-        rl.rlim_cur = rl.rlim_max;
-        setrlimit(RLIMIT_NOFILE, &rl);
-    }
-
-    struct sockaddr_in sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sin_family = AF_INET;
-    sa.sin_port = htons((uint16_t)port);
-    if (inet_pton(AF_INET, host, &sa.sin_addr) != 1) {
-        fprintf(stderr, "bad IPv4 address: %s\n", host);
-        return 2;
-    }
-    int lfd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    int one = 1;
-    socklen_t len = sizeof sa;
-    if (lfd < 0 ||
-        setsockopt(lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) < 0 ||
-        bind(lfd, (struct sockaddr *)&sa, sizeof sa) < 0 ||
-        listen(lfd, SOMAXCONN) < 0 ||
-        getsockname(lfd, (struct sockaddr *)&sa, &len) < 0) {
-        perror("listen");
-        return 1;
-    }
-
-    sigset_t set;
-    sigemptyset(&set);
-    sigaddset(&set, SIGINT);
-    sigaddset(&set, SIGTERM);
-    sigprocmask(SIG_BLOCK, &set, NULL);
-    int sfd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
-    ep = epoll_create1(EPOLL_CLOEXEC);
-    if (sfd < 0 || ep < 0 ||
-        watch(EPOLL_CTL_ADD, lfd, EPOLLIN, &listener_tag) < 0 ||
-        watch(EPOLL_CTL_ADD, sfd, EPOLLIN, &signal_tag) < 0) {
-        perror("epoll");
-        return 1;
-    }
-    printf("listening on %s:%d\n", host, ntohs(sa.sin_port));
-    fflush(stdout);
+    int sfd;
+    int lfd =
+        ref_setup(argc, argv, "usage: echo-epoll-ref [-a HOST] [-p PORT]\n",
+                  7001, "", NULL, &sfd);
 
     struct epoll_event ev[EVENTS];
     long long paused = 0; /* when the listener is to be watched again */

@@ -3,6 +3,7 @@
  *
  *   socketloop-http [-a HOST] [-p PORT] [-b select|poll|epoll] [-t THREADS]
  *                   [-i IDLE_SECONDS] [-o REQUEST_DEADLINE_MS] [-v]
+ *                   [--tls-cert FILE --tls-key FILE]
  *
  * The request line and headers are read with net_receive(NET_LINE), each
  * line bounded by net_set_max_line, and parsed by http_parse.c.  A request
@@ -24,6 +25,7 @@
 static const char usage[] =
     "usage: socketloop-http [-a HOST] [-p PORT] [-b select|poll|epoll]\n"
     "                       [-t THREADS] [-i IDLE_SECONDS] [-o MS] [-v]\n"
+    "                       [--tls-cert FILE --tls-key FILE]\n"
     "  -a HOST   address to listen on (default 127.0.0.1)\n"
     "  -p PORT   port (default 8080; 0 picks a free one)\n"
     "  -b NAME   poller (sets SOCKETLOOP_POLLER)\n"
@@ -33,7 +35,7 @@ static const char usage[] =
     "(default 60; 0: never)\n"
     "  -o MS     deadline to read the rest of a request and write the answer "
     "(default 10000; 0: none)\n"
-    "  -v        report errors and counts on stderr\n";
+    "  -v        report errors and counts on stderr\n" SRV_TLS_USAGE;
 
 static int send_text(net_sock *s, const char *text, int64_t deadline)
 {
@@ -146,7 +148,8 @@ static void http_conn(net_sock *s, void *arg)
 int main(int argc, char **argv)
 {
     /* Static: the workers keep a pointer to it. */
-    static srv_opts o = {"127.0.0.1", 8080, NULL, 1, 60000, 10000, 0};
+    static srv_opts o = {"127.0.0.1", 8080, NULL, 1,    60000,
+                         10000,       0,    NULL, NULL, NULL};
     srv_parse(&o, argc, argv, usage);
     return srv_run(&o, http_conn);
 }

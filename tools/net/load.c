@@ -22,7 +22,7 @@
  *
  * Exits 1 if any error happened (or no round trip completed), else 0. */
 #define _GNU_SOURCE
-#include "socketloop/net.h"
+#include "socketloop.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -51,6 +51,10 @@ typedef struct hist {
 /* Options. */
 static int o_conns = 100, o_size = 64, o_idle, o_threads = 1, o_ramp = 200;
 static int o_json, o_port;
+static int o_tls;                    /* --tls */
+static int o_reconnect;              /* --reconnect */
+static const char *o_tls_ca;         /* --tls-ca FILE */
+static struct net_tls_config *g_tls; /* shared by every worker */
 static double o_duration = 5, o_warmup;
 static int64_t o_op_ms = 10000;
 static long o_cpu_pid;
@@ -145,6 +149,22 @@ static void note_error(worker *w, int rc)
     if (!w->first_error) w->first_error = rc;
 }
 
+/* --tls: the handshake right after the connect, verifying the server
+ * (chain and the host's name) only with --tls-ca.  A failed handshake
+ * closes the socket. */
+static int start_tls(net_sock *s)
+{
+#if SOCKETLOOP_HAS_TLS
+    if (!g_tls) return 0;
+    int rc = net_tls_start(s, g_tls, o_host, gt_now() + 10000);
+    if (rc < 0) net_close(s);
+    return rc;
+#else
+    (void)s;
+    return 0;
+#endif
+}
+
 /* Connects, retrying with a growing pause: a full accept queue, a reset
  * or a refused connection under load are usually transient. */
 static int connect_retry(net_sock **s)
@@ -153,8 +173,8 @@ static int connect_retry(net_sock **s)
     int rc = 0;
     for (int attempt = 0; attempt < CONNECT_TRIES; attempt++) {
         rc = net_connect(s, o_host, o_port, NULL, 0, gt_now() + 10000);
-        if (rc == 0 || rc == NET_ENOTFOUND || rc == -EINVAL || rc == -ECANCELED)
-            return rc;
+        if (rc == 0) return start_tls(*s);
+        if (rc == NET_ENOTFOUND || rc == -EINVAL || rc == -ECANCELED) return rc;
         if (gt_sleep(gt_now() + pause) < 0) return rc;
         pause = pause * 2 > 1000 ? 1000 : pause * 2;
     }
@@ -225,6 +245,18 @@ static void conn_main(void *p)
     for (uint32_t round = 0;; round++) {
         fill(out, o_size, c->id, round);
         int64_t t0 = now_ns();
+        /* --reconnect: each round trip on a new connection (with --tls, a
+         * full handshake), closed after its one echo. */
+        if (o_reconnect && round) {
+            net_close(s);
+            s = NULL;
+            if ((rc = connect_retry(&s)) < 0) {
+                w->connect_errors++;
+                note_error(w, rc);
+                break;
+            }
+            net_setopt(s, NET_NODELAY, 1);
+        }
         rc = round_trip(s, out, in, gt_now() + o_op_ms);
         int64_t t1 = now_ns();
         if (rc < 0) {
@@ -245,7 +277,7 @@ static void conn_main(void *p)
 done:
     free(out);
     free(in);
-    net_close(s);
+    if (s) net_close(s);
     free(c);
 }
 
@@ -323,7 +355,9 @@ static void usage(FILE *f, int status)
         "usage: socketloop-load [-c CONNS] [-s SIZE] [-d SECONDS] "
         "[-w WARMUP] [-i]\n"
         "                       [-t THREADS] [-b POLLER] [-r RAMP] [-T OP_MS]\n"
-        "                       [--json] [--cpu-pid PID] host port\n"
+        "                       [--json] [--cpu-pid PID] [--tls] [--tls-ca "
+        "FILE]\n"
+        "                       [--reconnect] host port\n"
         "  -c N      connections (default 100)\n"
         "  -s BYTES  message size (default 64)\n"
         "  -d SEC    measured duration (default 5)\n"
@@ -334,7 +368,14 @@ static void usage(FILE *f, int status)
         "  -r N      connects in flight at once per thread (default 200)\n"
         "  -T MS     deadline of one round trip (default 10000)\n"
         "  --json    one JSON line instead of text\n"
-        "  --cpu-pid PID  report PID's CPU time per round trip\n",
+        "  --cpu-pid PID  report PID's CPU time per round trip\n"
+        "  --tls     speak TLS (a handshake after each connect; TLS 1.3 "
+        "offers\n"
+        "            TLS_AES_128_GCM_SHA256 only; builds with TLS)\n"
+        "  --tls-ca FILE  verify the server against these CAs (implies "
+        "--tls)\n"
+        "  --reconnect    a new connection per round trip, closed after it\n"
+        "                 (with --tls: full handshakes per second)\n",
         f);
     exit(status);
 }
@@ -351,11 +392,33 @@ static double parse_num(const char *what, const char *s, double lo, double hi)
     return v;
 }
 
+/* The client configuration for --tls; 0 or -1 (with a message). */
+static int make_tls(void)
+{
+#if SOCKETLOOP_HAS_TLS
+    int rc = net_tls_config_new(&g_tls, NET_TLS_CLIENT);
+    if (rc == 0)
+        rc = o_tls_ca ? net_tls_config_ca(g_tls, o_tls_ca, NULL)
+                      : net_tls_config_verify(g_tls, NET_TLS_VERIFY_NONE);
+    /* The benchmark's suite, whatever the server prefers. */
+    if (rc == 0)
+        rc = net_tls_config_ciphers(g_tls, NULL, "TLS_AES_128_GCM_SHA256");
+    if (rc < 0) fprintf(stderr, "TLS: %s\n", net_strerror(rc));
+    return rc < 0 ? -1 : 0;
+#else
+    fputs("built without TLS: --tls is not available\n", stderr);
+    return -1;
+#endif
+}
+
 int main(int argc, char **argv)
 {
     static const struct option longopts[] = {
         {"json", no_argument, NULL, 'J'},
         {"cpu-pid", required_argument, NULL, 'P'},
+        {"tls", no_argument, NULL, 'S'},
+        {"reconnect", no_argument, NULL, 'N'},
+        {"tls-ca", required_argument, NULL, 'A'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -379,6 +442,9 @@ int main(int argc, char **argv)
             break;
         case 'J': o_json = 1; break;
         case 'P': o_cpu_pid = (long)parse_num("pid", optarg, 1, 1e9); break;
+        case 'S': o_tls = 1; break;
+        case 'N': o_reconnect = 1; break;
+        case 'A': o_tls = 1, o_tls_ca = optarg; break;
         case 'h': usage(stdout, 0); break;
         default: usage(stderr, 2);
         }
@@ -392,6 +458,7 @@ int main(int argc, char **argv)
         return 2;
     }
     signal(SIGPIPE, SIG_IGN);
+    if (o_tls && make_tls() < 0) return 2;
     struct rlimit rl;
     if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
         rl.rlim_cur = rl.rlim_max;

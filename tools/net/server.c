@@ -19,6 +19,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <getopt.h>
 #include <limits.h>
 #include <pthread.h>
 #include <signal.h>
@@ -77,6 +78,19 @@ static void srv_handle(net_sock *s, void *arg)
     srv_worker *w = arg;
     if (w->ctx.stopping) return;
     w->accepted++;
+#if SOCKETLOOP_HAS_TLS
+    const srv_opts *o = w->ctx.opts;
+    if (o->tls) {
+        /* A handshake that stalls is bounded like an idle request. */
+        int rc = net_tls_start(s, o->tls, NULL,
+                               srv_deadline(o->idle_ms ? o->idle_ms : 10000));
+        if (rc < 0) {
+            if (o->verbose)
+                fprintf(stderr, "TLS handshake: %s\n", net_strerror(rc));
+            return;
+        }
+    }
+#endif
     w->handler(s, &w->ctx);
 }
 
@@ -160,9 +174,18 @@ static void srv_raise_fd_limit(void)
 
 void srv_parse(srv_opts *o, int argc, char **argv, const char *usage)
 {
+    static const struct option longopts[] = {
+        {"tls-cert", required_argument, NULL, 'C'},
+        {"tls-key", required_argument, NULL, 'K'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
     int c;
-    while ((c = getopt(argc, argv, "a:p:b:t:i:o:vh")) != -1) {
+    while ((c = getopt_long(argc, argv, "a:p:b:t:i:o:vh", longopts, NULL)) !=
+           -1) {
         switch (c) {
+        case 'C': o->tls_cert = optarg; break;
+        case 'K': o->tls_key = optarg; break;
         case 'a': o->host = optarg; break;
         case 'p': o->port = (int)parse_long("port", optarg, 0, 65535); break;
         case 'b':
@@ -186,10 +209,33 @@ void srv_parse(srv_opts *o, int argc, char **argv, const char *usage)
         default: fputs(usage, stderr); exit(2);
         }
     }
-    if (optind != argc) {
+    if (optind != argc || !o->tls_cert != !o->tls_key) {
         fputs(usage, stderr);
         exit(2);
     }
+    if (o->tls_cert && !SOCKETLOOP_HAS_TLS) {
+        fputs("built without TLS: --tls-cert is not available\n", stderr);
+        exit(2);
+    }
+}
+
+/* The TLS configuration from --tls-cert and --tls-key; 0 or -1. */
+static int srv_tls(srv_opts *o)
+{
+#if SOCKETLOOP_HAS_TLS
+    int rc;
+    if (!o->tls_cert) return 0;
+    if ((rc = net_tls_config_new(&o->tls, NET_TLS_SERVER)) < 0 ||
+        (rc = net_tls_config_cert_file(o->tls, o->tls_cert, o->tls_key)) < 0) {
+        fprintf(stderr, "TLS: %s\n", net_strerror(rc));
+        net_tls_config_free(o->tls);
+        o->tls = NULL;
+        return -1;
+    }
+#else
+    (void)o;
+#endif
+    return 0;
 }
 
 /* Starts workers [from, to) and waits until each has listened or failed;
@@ -224,7 +270,7 @@ static int srv_listening(const srv_worker *ws, int n, const srv_opts *o)
     return ok;
 }
 
-int srv_run(const srv_opts *o, net_handler *handler)
+int srv_run(srv_opts *o, net_handler *handler)
 {
     srv_group g = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0};
     int n = o->threads, rc = 0, sig, started = 0;
@@ -235,6 +281,10 @@ int srv_run(const srv_opts *o, net_handler *handler)
         return 1;
     }
 
+    if (srv_tls(o) < 0) {
+        free(ws);
+        return 1;
+    }
     srv_raise_fd_limit();
     if (o->poller && setenv("SOCKETLOOP_POLLER", o->poller, 1) < 0) {
         perror("setenv");
@@ -295,5 +345,8 @@ int srv_run(const srv_opts *o, net_handler *handler)
         close(ws[i].stop_wr);
     }
     free(ws);
+#if SOCKETLOOP_HAS_TLS
+    net_tls_config_free(o->tls);
+#endif
     return rc;
 }

@@ -4,7 +4,7 @@
 #ifndef SLTOOLS_SERVER_H
 #define SLTOOLS_SERVER_H
 
-#include "socketloop/net.h"
+#include "socketloop.h"
 
 #define SRV_MAX_THREADS 64
 
@@ -17,6 +17,8 @@ typedef struct srv_opts {
     int64_t idle_ms;    /* -i SECONDS: deadline for the next request, 0 none */
     int64_t op_ms;      /* -o MS: deadline of each operation, 0 none */
     int verbose;        /* -v */
+    const char *tls_cert, *tls_key; /* --tls-cert, --tls-key: serve TLS */
+    struct net_tls_config *tls;     /* made from them by srv_run */
 } srv_opts;
 
 /* What a tool's handler is given as its arg: one per worker thread. */
@@ -30,11 +32,14 @@ typedef struct srv_ctx {
 int64_t srv_deadline(int64_t ms);
 
 /* Parses the common options (no operands are accepted); exits with the
- * usage text on a bad one. */
+ * usage text on a bad one.  SRV_TLS_USAGE is their text for TLS. */
+#define SRV_TLS_USAGE                                                          \
+    "  --tls-cert FILE --tls-key FILE\n"                                       \
+    "            serve TLS with this PEM chain and key (builds with TLS)\n"
 void srv_parse(srv_opts *o, int argc, char **argv, const char *usage);
 
 /* Runs the server until SIGINT or SIGTERM; returns the exit status.
  * handler(s, arg) gets a srv_ctx as arg. */
-int srv_run(const srv_opts *o, net_handler *handler);
+int srv_run(srv_opts *o, net_handler *handler);
 
 #endif
