@@ -195,6 +195,7 @@ local function new(coro)
 	-- then talks) over TLS: its sockets run starttls(params) once
 	-- connected, with the host as the server name.  The other methods
 	-- are the asocket's.
+	loop.tls = methods.starttls ~= nil -- built with TLS
 	function loop.tls_create(params)
 		return function()
 			local a = L:socket()

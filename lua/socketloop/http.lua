@@ -12,9 +12,10 @@
 --
 -- Schemes: loop.http.schemes[name] = {port = n, create = function(reqt)
 -- returning a constructor of an unconnected LuaSocket-like TCP object},
--- as socket.http's SCHEMES.  Only 'http' is built in; HTTPS plugs in by
--- adding 'https' there (its create wraps the connection in TLS).  A
--- request's own `create` is used for every hop that keeps its scheme.
+-- as socket.http's SCHEMES: 'http', and 'https' when the module has TLS
+-- (its create wraps the connection in TLS; the request's `tls` table
+-- holds LuaSec's parameters).  A request's own `create` is used for every
+-- hop that keeps its scheme.
 return function(loop)
 	local M = {TIMEOUT = 60, USERAGENT = 'socketloop', MAXREDIRECTS = 5}
 
@@ -37,6 +38,16 @@ return function(loop)
 	M.schemes = {
 		http = {port = 80, create = function() return loop.tcp end},
 	}
+	-- HTTPS where the module was built with TLS: each connection runs
+	-- starttls with the request's `tls` table (LuaSec's parameters).
+	-- Without one the server's chain and name are checked against the
+	-- system's CAs (LuaSec's own ssl.https checks nothing unless asked).
+	if loop.tls then
+		M.schemes.https = {port = 443, create = function(r)
+			return loop.tls_create(r.tls or
+				{mode = 'client', protocol = 'any', verify = 'peer'})
+		end}
+	end
 
 	local function with_timeout(make, timeout)
 		return function()

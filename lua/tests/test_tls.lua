@@ -147,6 +147,20 @@ loop.newthread(function()
 	assert(ok == 1 and code == 200, tostring(code))
 	assert(table.concat(got) == big, 'GET body differs')
 
+	-- The loop's own client: https with the request's LuaSec parameters,
+	-- and by default checked against the system's CAs, which do not
+	-- know the test's CA.
+	got = {}
+	local body, hcode = loop.http.request{url = ('https://127.0.0.1:%d/big.txt')
+		:format(www_port), tls = {mode = 'client', verify = 'peer',
+		cafile = path'ca.pem'}, sink = ltn12.sink.table(got)}
+	assert(body == 1 and hcode == 200, 'loop.http GET: ' .. tostring(hcode))
+	assert(table.concat(got) == big, 'loop.http GET body differs')
+	body, hcode = loop.http.request(('https://127.0.0.1:%d/big.txt')
+		:format(www_port))
+	assert(body == nil and tostring(hcode):match'certificate verify failed',
+		'loop.http default verification: ' .. tostring(hcode))
+
 	got = {}
 	ok, code = http.request{url = ('https://127.0.0.1:%d/post'):format(post_port),
 		method = 'POST', create = create, source = ltn12.source.string(big),
