@@ -314,10 +314,17 @@ static int m_setstats(lua_State *L)
 static int m_gc(lua_State *L)
 {
     lsl_sock *a = lsl_check_sock(L);
+    /* A started op is taken back first, so that the close below calls no
+     * done into a state being collected; then the close wakes a thread
+     * parked in place on the socket (at lua_close) while its op, which the
+     * wake reads, still exists. */
+    for (int i = 0; i < 2; i++)
+        if (a->op[i] && a->op[i]->active) net_op_cancel(&a->op[i]->op);
+    if (a->s) net_close(a->s);
+    a->s = NULL;
     for (int i = 0; i < 2; i++) {
         lsl_op *o = a->op[i];
         if (!o) continue;
-        if (o->active) net_op_cancel(&o->op);
         lsl_unqueue(o);
         net_buf_free(&o->buf);
         free(o->host);
@@ -326,8 +333,6 @@ static int m_gc(lua_State *L)
         free(o);
         a->op[i] = NULL;
     }
-    if (a->s) net_close(a->s);
-    a->s = NULL;
     return 0;
 }
 
