@@ -26,17 +26,18 @@ target_include_directories(socketloop_shared
          $<BUILD_INTERFACE:${PROJECT_BINARY_DIR}/include>
          $<INSTALL_INTERFACE:${CMAKE_INSTALL_INCLUDEDIR}>)
 target_link_libraries(socketloop_shared PRIVATE Threads::Threads)
-# What the .pc files add for a static link: liburing when it is in.
-set(SL_PC_URING "")
+# What the .pc files add for a static link: liburing and OpenSSL when they
+# are in.  As -l flags, not a Requires.private on libssl: pkg-config would
+# then want OpenSSL's .pc (libssl-dev) even for a shared link, and the
+# public headers need nothing of OpenSSL.
+set(SL_PC_LIBS "")
 if(SL_URING)
   target_link_libraries(socketloop_shared PRIVATE ${SL_URING_LIB})
-  set(SL_PC_URING " -luring")
+  string(APPEND SL_PC_LIBS " -luring")
 endif()
 if(SL_TLS)
   target_link_libraries(socketloop_shared PRIVATE OpenSSL::SSL OpenSSL::Crypto)
-  set(SL_PC_REQUIRES "Requires.private: libssl libcrypto")
-else()
-  set(SL_PC_REQUIRES "")
+  string(APPEND SL_PC_LIBS " -lssl -lcrypto")
 endif()
 # A symbol the library uses and nobody defines is a link error here, not
 # a load error in a user's program.  The sanitizers' runtimes are linked

@@ -48,8 +48,16 @@ This package holds the shared library.")
 
 set(CPACK_DEBIAN_DEV_PACKAGE_NAME libsocketloop-dev)
 set(CPACK_DEBIAN_DEV_PACKAGE_SECTION libdevel)
-set(CPACK_DEBIAN_DEV_PACKAGE_DEPENDS
-  "libsocketloop${SL_SO} (= ${SL_DEB_VERSION}), libc6-dev | libc-dev")
+# The static library and the CMake package need the libraries the build
+# used: OpenSSL (find_dependency) and liburing (-luring in a static link).
+set(SL_DEB_DEV_DEPS "libsocketloop${SL_SO} (= ${SL_DEB_VERSION}), libc6-dev | libc-dev")
+if(SL_TLS)
+  string(APPEND SL_DEB_DEV_DEPS ", libssl-dev")
+endif()
+if(SL_URING)
+  string(APPEND SL_DEB_DEV_DEPS ", liburing-dev")
+endif()
+set(CPACK_DEBIAN_DEV_PACKAGE_DEPENDS "${SL_DEB_DEV_DEPS}")
 set(CPACK_DEBIAN_DEV_PACKAGE_SUGGESTS "pkg-config, cmake")
 set(CPACK_COMPONENT_DEV_DESCRIPTION
 "green threads and TCP sockets for C (development files)

@@ -54,8 +54,11 @@ echo "== build/test-fuzz"
 cmake -S . -B build/test-fuzz -DCMAKE_C_COMPILER=clang -DSOCKETLOOP_FUZZ=ON \
     -DSOCKETLOOP_SANITIZE=address,undefined -DSOCKETLOOP_WERROR=ON \
     -DSOCKETLOOP_LUA=OFF -DSOCKETLOOP_TOOLS=OFF >/dev/null
+# Every fuzz target: the line reader, the HTTP parser, the TLS server's
+# handshake (TLS is always on here: the packages above bring OpenSSL).
 cmake --build build/test-fuzz -j"$jobs" --target fuzz_bufio fuzz_http \
-    fuzz_bufio_replay fuzz_http_replay >build/test-fuzz/build.log 2>&1 ||
+    fuzz_tls fuzz_bufio_replay fuzz_http_replay fuzz_tls_replay \
+    >build/test-fuzz/build.log 2>&1 ||
     { cat build/test-fuzz/build.log; exit 1; }
 ctest --test-dir build/test-fuzz -L fuzz --output-on-failure -j"$jobs"
 echo "== Debian packages"

@@ -3,7 +3,8 @@
 # socketloop-uring on the io_uring backend) against a hand-written epoll
 # echo server (echo-epoll-ref, the floor) and a libuv one (echo-libuv-ref),
 # and the Lua module's echo server (socketloop-lua: tools/echo.lua on
-# lua5.4; socketloop-luajit: the same script on luajit) against luv's
+# lua5.4; socketloop-luajit: the same script on luajit; socketloop-lua-uring:
+# it on the io_uring backend) against luv's
 # (luv-ref: tools/echo-luv.lua on lua5.4), all measured in the same run.
 # With TLS built, socketloop-echo-tls (socketloop-echo --tls-cert ...)
 # runs against echo-tls-ref (epoll + OpenSSL), its own floor: the same
@@ -79,6 +80,7 @@ servers=(socketloop-echo echo-epoll-ref)
 if timeout 5 "$bin/socketloop-echo" -b uring -v -p 0 2>&1 >/dev/null </dev/null |
     grep -q -m1 'poller uring'; then
     servers+=(socketloop-uring)
+    uring=1
 else
     say "note: socketloop-echo does not run on io_uring here (built without liburing-dev, or the kernel refuses): the socketloop-uring rows are left out"
 fi
@@ -91,6 +93,7 @@ lua_env=(env "LUA_PATH=$build/lua/5.4/?.lua;;" "LUA_CPATH=$build/lua/5.4/?.so;;"
 if command -v lua5.4 >/dev/null && [ -f "$build/lua/5.4/socketloop/core.so" ] &&
     lua5.4 -e 'require"luv"' 2>/dev/null; then
     servers+=(socketloop-lua luv-ref)
+    [ "${uring:-0}" = 1 ] && servers+=(socketloop-lua-uring)
 else
     say "note: lua5.4, the Lua module (build/lua/5.4) or luv (Debian: lua-luv) is missing: the Lua rows are left out"
 fi
@@ -166,6 +169,8 @@ start_server() { # name: starts it on CPU 0 with a free port
     case $1 in
     socketloop-lua) cmd=("${lua_env[@]}" lua5.4 "$root/tools/echo.lua" 0) ;;
     socketloop-luajit) cmd=("${jit_env[@]}" luajit "$root/tools/echo.lua" 0) ;;
+    socketloop-lua-uring)
+        cmd=("${lua_env[@]}" SOCKETLOOP_POLLER=uring lua5.4 "$root/tools/echo.lua" 0) ;;
     luv-ref) cmd=(lua5.4 "$root/tools/echo-luv.lua" 0) ;;
     socketloop-uring) cmd=(env SOCKETLOOP_POLLER=uring "$bin/socketloop-echo" -p 0) ;;
     socketloop-echo-tls)

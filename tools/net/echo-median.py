@@ -46,7 +46,7 @@ def main():
         print(f'{s:16} {n:>6}  {fmt(d["rate"], i0):24} {fmt(d["rate_x"], f2):18} '
               f'{fmt(d["cpu_us_per_rt"], f3):24} {fmt(d["cpu_x"], f2):18} {fmt(d["peak_rss_kb"], i0):22}')
     # The Lua servers' CPU per round trip against luv's, run by run.
-    for s in ('socketloop-lua', 'socketloop-luajit'):
+    for s in ('socketloop-lua', 'socketloop-luajit', 'socketloop-lua-uring'):
         for n in sorted({c['conns'] for run in runs for c in run['cells']}):
             v = []
             for run in runs:
