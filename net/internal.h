@@ -217,6 +217,16 @@ static inline net__opx *net__x(net_op *op)
 }
 /* When the operation, or its current wait for idleness, ends; -1 never. */
 int64_t net__bound(const net_op *op);
+/* Whether op, if it cannot finish now, will wait rather than end: not a
+ * try-once call, and a started op or a green thread not cancelled (a
+ * cancelled one must still take what is there).  net__dry and a
+ * completion backend's submission both ask it. */
+static inline int net__may_wait(const net_op *op)
+{
+    if (op->deadline == 0) return 0;
+    if (net__x((net_op *)op)->async) return 1;
+    return gt__self() && !gt__self_cancelled();
+}
 /* A step may skip a system call that can only say EAGAIN? */
 int net__dry(const net_sock *s, int dir, const net_op *op);
 /* The transfer of a step in direction dir: recv(2) or send(2) of up to n

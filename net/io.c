@@ -29,10 +29,8 @@ static int will_wait(const net_sock *s, int dir, const net_op *op)
 {
     const net_op *cur = s->w.op[dir];
     int64_t bound = net__bound(op);
-    if (op->deadline == 0 || (cur && cur != op) || s->closed) return 0;
-    if (bound >= 0 && bound < gt_now()) return 0;
-    if (net__x((net_op *)op)->async) return 1;
-    return gt__self() && !gt__self_cancelled();
+    if ((cur && cur != op) || s->closed || !net__may_wait(op)) return 0;
+    return bound < 0 || bound >= gt_now();
 }
 
 ssize_t net__xfer(net_sock *s, int dir, void *buf, size_t n, const net_op *op)

@@ -163,11 +163,8 @@ int net__dry(const net_sock *s, int dir, const net_op *op)
      * socket the poller watches (whose next event clears the mark), and never
      * for a cancelled thread, which must still take what is there. A try-once
      * call always tries. */
-    if (!s->w.dry[dir] || !s->registered || op->deadline == 0 ||
-        s->L->be->submit)
-        return 0;
-    if (net__x((net_op *)op)->async) return 1;
-    return gt__self() && !gt__self_cancelled();
+    if (!s->w.dry[dir] || !s->registered || s->L->be->submit) return 0;
+    return net__may_wait(op);
 }
 
 int net__settle(net_sock *s, int dir, int keep)
