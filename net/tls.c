@@ -187,6 +187,19 @@ static int again(tls_sock *t)
 
 /* --- The transport -------------------------------------------------------- */
 
+/* A write of the descriptor that failed for good (ECONNRESET, EPIPE) in a
+ * call that OpenSSL still reports as a success: a TLS 1.3 server writes
+ * its session tickets inside the first SSL_write or SSL_read and goes on
+ * when that write fails, and its records that follow then reach the peer
+ * out of sequence (the fault walk saw "bad record mac" there).  The
+ * connection is lost: the call and every later one return the error. */
+static int lost(tls_sock *t)
+{
+    ERR_clear_error();
+    t->fatal = -t->sys_errno;
+    return t->fatal;
+}
+
 static ssize_t tls_read(net_sock *s, void *buf, size_t n)
 {
     tls_sock *t = s->tp_state;
@@ -194,6 +207,7 @@ static ssize_t tls_read(net_sock *s, void *buf, size_t n)
     if (t->fatal) return again(t);
     ERR_clear_error();
     if (!SSL_read_ex(t->ssl, buf, n, &got)) return failed(t, 0, 0);
+    if (t->sys_errno) return lost(t);
     s->in += (uint64_t)got;
     return (ssize_t)got;
 }
@@ -205,6 +219,7 @@ static ssize_t tls_write(net_sock *s, const void *buf, size_t n)
     if (t->fatal) return again(t);
     ERR_clear_error();
     if (!SSL_write_ex(t->ssl, buf, n, &put)) return failed(t, 1, 0);
+    if (t->sys_errno) return lost(t);
     s->out += (uint64_t)put;
     return (ssize_t)put;
 }
