@@ -242,7 +242,15 @@ static int tls_handshake(net_sock *s)
     if (t->fatal) return again(t);
     ERR_clear_error();
     int r = SSL_do_handshake(t->ssl);
-    if (r == 1) return 0;
+    if (r == 1) {
+        /* The handshake's crypto ran deep on this green thread's stack,
+         * and a connection then mostly parks for long in a shallow read:
+         * the pages it left would stay resident per connection (idle TLS
+         * connections cost ~2 pages more than the epoll+OpenSSL
+         * reference).  One madvise per handshake, cheap beside it. */
+        gt__stack_release_below();
+        return 0;
+    }
     r = failed(t, 0, r);
     /* A handshake that meets the end of the stream was cut short. */
     return r == 0 ? fatal(t, NET_ETLSTRUNC,

@@ -12,7 +12,9 @@
  *   (runtime/timer.h);
  * - gt__list, gt__list_init, gt__list_push, gt__list_remove,
  *   gt__list_empty and GT__CONTAINER (runtime/list.h);
- * - gt__fatal, gt__set_detail (runtime/base.h).
+ * - gt__fatal, gt__set_detail (runtime/base.h);
+ * - gt__stack_release_below: dropping the dead part of a stack after a
+ *   deep call (a TLS handshake).
  *
  * The headers it includes hold the structures those inline bodies need;
  * the rest of what they declare is the runtime's own.  They are the hot
@@ -49,6 +51,10 @@ static inline gt__thread *gt__self(void)
 }
 
 /* Whether the running green thread was cancelled (0 outside one). */
+/* Gives the running green thread's stack pages below the caller's frame
+ * back to the kernel (runtime/stack.c); nothing on the main stack. */
+void gt__stack_release_below(void);
+
 static inline int gt__self_cancelled(void)
 {
     return gt__S.current && gt__S.current->cancelled;
