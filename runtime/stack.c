@@ -363,16 +363,19 @@ size_t gt__page_size(void)
  * below the current frame, which nothing live is in.  For a call that
  * runs deep once and then parks for long (a TLS handshake touches some
  * pages of stack that an idle connection never needs again): one syscall
- * keeps them out of the resident set.  256 bytes below this frame are
- * left for madvise's own call.  The canary of a no-guard stack is zero,
- * what a dropped page reads as, so it survives. */
+ * keeps them out of the resident set.  512 bytes below this frame are
+ * left for its own locals and madvise's call.  The canary of a no-guard stack
+ * is zero, what a dropped page reads as, so it survives. */
 void gt__stack_release_below(void)
 {
     gt__thread *t = gt__self();
-    char here;
     if (!t) return;
-    uintptr_t pg = (uintptr_t)page_size();
-    uintptr_t lo = ((uintptr_t)t->stack_lo + pg - 1) & ~(pg - 1);
-    uintptr_t hi = ((uintptr_t)&here - 256) & ~(pg - 1);
-    if (hi > lo) madvise((void *)lo, hi - lo, MADV_DONTNEED);
+    size_t pg = page_size();
+    /* Pointer arithmetic only, down from the frame to a page boundary and
+     * up from the stack's lowest byte to one. */
+    char *hi = (char *)__builtin_frame_address(0) - 512;
+    char *lo = t->stack_lo;
+    hi -= (uintptr_t)hi % pg;
+    lo += (pg - (uintptr_t)lo % pg) % pg;
+    if (hi > lo) madvise(lo, (size_t)(hi - lo), MADV_DONTNEED);
 }
