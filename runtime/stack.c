@@ -368,7 +368,7 @@ size_t gt__page_size(void)
  * is zero, what a dropped page reads as, so it survives. */
 void gt__stack_release_below(void)
 {
-    gt__thread *t = gt__self();
+    gt__thread *t = gt__peek()->current;
     if (!t) return;
     size_t pg = page_size();
     /* Pointer arithmetic only, down from the frame to a page boundary and
