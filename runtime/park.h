@@ -50,11 +50,11 @@ static inline gt__thread *gt__self(void)
     return gt__S.current;
 }
 
-/* Whether the running green thread was cancelled (0 outside one). */
 /* Gives the running green thread's stack pages below the caller's frame
  * back to the kernel (runtime/stack.c); nothing on the main stack. */
 void gt__stack_release_below(void);
 
+/* Whether the running green thread was cancelled (0 outside one). */
 static inline int gt__self_cancelled(void)
 {
     return gt__S.current && gt__S.current->cancelled;
