@@ -51,4 +51,8 @@ int fault_hit(int64_t *who);
  * touch.  Applies to the next fault_arm; n = 0 clears the list. */
 void fault_spare(const int64_t *ids, int n);
 
+/* How many descriptors the process holds (-1 if /proc cannot say): a
+ * walk checks that each run gives back all it opened. */
+int fault_count_fds(void);
+
 #endif

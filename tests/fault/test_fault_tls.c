@@ -33,7 +33,6 @@
 #include "fault_tls.h"
 #include "tls_test.h"
 
-#include <dirent.h>
 #include <openssl/ssl.h>
 
 #define MAX_LOG 32
@@ -157,16 +156,6 @@ out:
     net_tls_config_free(srv_cfg);
 }
 
-static int count_fds(void)
-{
-    DIR *d = opendir("/proc/self/fd");
-    int n = 0;
-    if (!d) return -1;
-    while (readdir(d)) n++;
-    closedir(d);
-    return n;
-}
-
 /* A fault of fault.c (lib 0) or of fault_tls.c (lib 1). */
 typedef struct kind {
     int lib, site, err;
@@ -271,12 +260,12 @@ static void test_walk(void **state)
     (void)state;
     long counts[NKINDS];
     run_once(NULL, 0); /* the warm-up: OpenSSL's process-wide state */
-    int fds0 = count_fds(), fds;
+    int fds0 = fault_count_fds(), fds;
     run_once(NULL, 0);
     assert_int_equal(R.loop_rc, 0);
     assert_int_equal(R.cleanup_rc, 0);
     assert_true(R.client_ok && R.served);
-    assert_int_equal(count_fds(), fds0);
+    assert_int_equal(fault_count_fds(), fds0);
     for (int i = 0; i < NKINDS; i++)
         counts[i] =
             kinds[i].lib ? ft_calls(kinds[i].site) : fault_calls(kinds[i].site);
@@ -293,7 +282,7 @@ static void test_walk(void **state)
             run_once(k, n);
             int64_t who = 0;
             int hit = k->lib ? ft_hit() : fault_hit(&who);
-            fds = count_fds();
+            fds = fault_count_fds();
             const char *why = judge(k, who, fds, fds0);
             /* A run that the fault did not reach must just succeed. */
             if (!hit && !why && !(R.client_ok && R.served))

@@ -47,7 +47,6 @@
 #include "fault.h"
 #include "scenario.h"
 
-#include <dirent.h>
 #include <netdb.h>
 
 enum { RECOVER, REPORT, ABORT };
@@ -105,16 +104,6 @@ static sc_run run;             /* big: kept off the stack */
 static int64_t budget(void)
 {
     return tg_under_valgrind() ? 30000 : 5000;
-}
-
-static int count_fds(void)
-{
-    DIR *d = opendir("/proc/self/fd");
-    int n = 0;
-    if (!d) return -1;
-    while (readdir(d)) n++;
-    closedir(d);
-    return n;
 }
 
 /* The code the failing operation should return. */
@@ -226,12 +215,12 @@ static void walk(const char *poller)
     /* A warm-up run makes what lives for the whole process (the runtime's
      * signal stack, the resolver's name-service state). */
     sc_run_once(&run, 0, 0, 0, budget());
-    int fds0 = count_fds(), fds = fds0;
+    int fds0 = fault_count_fds(), fds = fds0;
     sc_run_once(&run, 0, 0, 0, budget());
     assert_int_equal(run.loop_rc, 0);
     assert_int_equal(run.cleanup_rc, 0);
     assert_true(all_ok(&run));
-    assert_int_equal(count_fds(), fds0);
+    assert_int_equal(fault_count_fds(), fds0);
     for (int s = 0; s < FS_NSITES; s++) counts[s] = fault_calls(s);
 
     for (int i = 0; i < NKINDS; i++) {
@@ -252,7 +241,7 @@ static void walk(const char *poller)
                 sc_run_once(&run, k->site, n, k->err, budget());
                 int hit = fault_hit(&who);
                 /* A run that the fault did not reach must just succeed. */
-                fds = count_fds();
+                fds = fault_count_fds();
                 why = judge(k, hit ? k->policy : RECOVER, &run, who, fds, fds0);
                 t[i].injected += hit;
                 t[i].survived += hit && !why;
