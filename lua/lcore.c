@@ -254,7 +254,9 @@ static void thread_ended(lsl_loop *lp, lua_State *co)
     lp->nthreads--;
 }
 
-static void resume_now(lsl_loop *lp, lua_State *co, int nargs)
+/* Resumes loop thread co; 1 when it has returned (its stack is then
+ * empty and it may run another function), 0 when it waits or failed. */
+static int resume_now(lsl_loop *lp, lua_State *co, int nargs)
 {
     lua_State *outer = top;
     top = co;
@@ -263,7 +265,7 @@ static void resume_now(lsl_loop *lp, lua_State *co, int nargs)
     if (st == LUA_YIELD) {
         if (nres == 1 && lua_touserdata(co, -1) == &MARKER) {
             lua_pop(co, 1); /* waiting in a socket call */
-            return;
+            return 0;
         }
         lua_pop(co, nres);
         lua_pushstring(co, "socketloop: a loop thread yielded outside a "
@@ -275,6 +277,9 @@ static void resume_now(lsl_loop *lp, lua_State *co, int nargs)
         record_error(lp, co);
     }
     thread_ended(lp, co);
+    if (st != 0) return 0;
+    lua_settop(co, 0);
+    return 1;
 }
 
 void lsl_fail(lsl_loop *lp, lua_State *co, const char *fmt, ...)
@@ -300,7 +305,7 @@ int lsl_cannot_block(lua_State *L, const char *what)
  * loop's resumer, see lsl.h). */
 void lsl_resume(lsl_loop *lp, lua_State *co, int nargs)
 {
-    resume_now(lp, co, nargs);
+    (void)resume_now(lp, co, nargs);
 }
 
 typedef struct first_run {
@@ -312,7 +317,7 @@ typedef struct first_run {
 static void first_runner(void *p)
 {
     first_run r = *(first_run *)p;
-    resume_now(r.lp, r.co, r.nargs);
+    (void)resume_now(r.lp, r.co, r.nargs);
 }
 
 /* Runs a new loop thread now, up to its first wait: on a green thread of
@@ -354,6 +359,7 @@ static int l_new(lua_State *L)
     lp->aux = lua_newthread(L);
     lp->aux_ref = luaL_ref(L, LUA_REGISTRYINDEX);
     lp->threads_ref = new_table_ref(L);
+    lp->spare_ref = new_table_ref(L);
     lp->errors_ref = new_table_ref(L);
     lp->ready_tail = &lp->ready;
     lua_pushvalue(L, -1);
@@ -393,10 +399,21 @@ static int take_error(lua_State *L, lsl_loop *lp, const lua_State *co)
 /* core.newthread(loop, f, ...) -> thread [, error]: runs f at once, up to
  * its first wait; an error before that is returned for the caller to
  * raise. */
-/* A new loop thread, registered, pushed on L. */
+/* A new loop thread, registered, pushed on L: a spare one if there is
+ * one, else a new coroutine. */
 static lua_State *new_thread(lua_State *L, lsl_loop *lp)
 {
-    lua_State *co = lua_newthread(L);
+    lua_State *co;
+    if (lp->nspare > 0) {
+        lua_rawgeti(L, LUA_REGISTRYINDEX, lp->spare_ref);
+        lua_rawgeti(L, -1, lp->nspare);
+        lua_pushnil(L);
+        lua_rawseti(L, -3, lp->nspare--);
+        lua_remove(L, -2);
+        co = lua_tothread(L, -1);
+    } else {
+        co = lua_newthread(L);
+    }
     lua_rawgeti(L, LUA_REGISTRYINDEX, lp->threads_ref);
     lua_pushvalue(L, -2);
     lua_pushboolean(L, 1);
@@ -427,13 +444,26 @@ static int l_newthread(lua_State *L)
     return 1;
 }
 
-void lsl_run_here(lsl_loop *lp, lua_State *from)
+/* A timer's callback that returns without waiting leaves its coroutine
+ * to the next one: firing many timers then makes no coroutine each.  The
+ * few kept are anchored in the loop's spare table. */
+#define LSL_SPARE 8
+
+void lsl_run_here(lsl_loop *lp, lua_State *from, int nargs)
 {
     lua_State *co = new_thread(from, lp);
-    lua_insert(from, -2);
-    lua_xmove(from, co, 1); /* the function */
-    lua_pop(from, 1);       /* the thread: its loop's table holds it */
-    resume_now(lp, co, 0);
+    lua_insert(from, -(nargs + 2));
+    lua_xmove(from, co, nargs + 1); /* the function and its arguments */
+    lua_pop(from, 1);               /* the thread: its loop's table holds it */
+    /* The thread is off from's stack while it runs: other green threads
+     * use from too while this one is parked in place. */
+    if (resume_now(lp, co, nargs) && lp->nspare < LSL_SPARE) {
+        lua_rawgeti(from, LUA_REGISTRYINDEX, lp->spare_ref);
+        lua_pushthread(co);
+        lua_xmove(co, from, 1);
+        lua_rawseti(from, -2, ++lp->nspare);
+        lua_pop(from, 1);
+    }
 }
 
 /* core.dispatch(loop, timeout) -> more [, thread, error].  One round of

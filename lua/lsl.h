@@ -59,6 +59,8 @@ typedef struct lsl_loop {
     lua_State *aux;      /* a thread of the loop's own, for error texts */
     int aux_ref;         /* its registry anchor */
     int threads_ref;     /* registry: table, loop coroutine -> true */
+    int spare_ref;       /* registry: array of returned coroutines to reuse */
+    int nspare;          /* how many it holds */
     int errors_ref;      /* registry: array of {thread, message} */
     int nthreads;        /* loop coroutines alive */
     int ntimers;         /* timers armed (ltimer.c): the loop goes on */
@@ -144,9 +146,11 @@ void lsl_unpark(lua_State *L, lua_State *me);
 int lsl_can_yield(lua_State *L, lsl_loop *lp);
 int lsl_yield_op(lua_State *L);
 void lsl_resume(lsl_loop *lp, lua_State *co, int nargs);
-/* Pops a function from `from` and runs it now, as a new loop thread, on
- * the green thread that calls (the loop's resumer: a timer firing). */
-void lsl_run_here(lsl_loop *lp, lua_State *from);
+/* Pops a function and its nargs arguments from `from` and runs it now,
+ * as a new loop thread, on the green thread that calls (the loop's
+ * resumer: a timer firing).  The coroutine it runs in may have run an
+ * earlier callback, which returned. */
+void lsl_run_here(lsl_loop *lp, lua_State *from, int nargs);
 /* Ends loop thread co with an error made from fmt. */
 void lsl_fail(lsl_loop *lp, lua_State *co, const char *fmt, ...);
 /* Raises the error for a call that can neither yield nor park. */

@@ -6,9 +6,11 @@
  * exists while a timer is armed, only the timer's own memory: the thread
  * is made when it fires and ends with the function.
  *
- * timer:start(deadline, f) arms it (again) for an absolute deadline in
- * loop.now()'s seconds, timer:stop() disarms it.  While armed, the timer
- * and f are held by the registry. */
+ * timer:start(deadline, f [, arg]) arms it (again) for an absolute
+ * deadline in loop.now()'s seconds, to call f(arg); timer:stop() disarms
+ * it.  While armed, the timer, f and arg are held by the registry.  One f
+ * shared by many timers, each with its own arg, saves a closure per
+ * arming. */
 #include "lsl.h"
 
 #include <string.h>
@@ -18,6 +20,7 @@
 typedef struct lsl_timer {
     lsl_op o;     /* LSL_TIMER: the ready-queue link and the sleep */
     int fn_ref;   /* registry: the function, while armed */
+    int arg_ref;  /* registry: its argument, while armed */
     int self_ref; /* registry: the timer itself, while armed */
     int waiting;  /* the sleep is in the loop */
 } lsl_timer;
@@ -31,8 +34,9 @@ static void disarm(lua_State *L, lsl_timer *t)
 {
     if (t->self_ref != LUA_NOREF) t->o.lp->ntimers--;
     luaL_unref(L, LUA_REGISTRYINDEX, t->fn_ref);
+    luaL_unref(L, LUA_REGISTRYINDEX, t->arg_ref);
     luaL_unref(L, LUA_REGISTRYINDEX, t->self_ref);
-    t->fn_ref = t->self_ref = LUA_NOREF;
+    t->fn_ref = t->arg_ref = t->self_ref = LUA_NOREF;
 }
 
 static void stop(lua_State *L, lsl_timer *t)
@@ -55,8 +59,9 @@ void lsl_timer_fire(lsl_op *o)
     lsl_timer *t = LSL_CONTAINER(o, lsl_timer, o);
     lua_State *A = o->lp->aux;
     lua_rawgeti(A, LUA_REGISTRYINDEX, t->fn_ref);
+    lua_rawgeti(A, LUA_REGISTRYINDEX, t->arg_ref);
     disarm(A, t); /* the function may arm it again */
-    lsl_run_here(o->lp, A);
+    lsl_run_here(o->lp, A, 1);
 }
 
 void lsl_timer_drop(lsl_op *o)
@@ -64,14 +69,15 @@ void lsl_timer_drop(lsl_op *o)
     disarm(o->lp->aux, LSL_CONTAINER(o, lsl_timer, o));
 }
 
-/* timer:start(deadline, f) -> the timer. */
+/* timer:start(deadline, f [, arg]) -> the timer. */
 static int l_start(lua_State *L)
 {
     lsl_timer *t = check_timer(L);
     double deadline = luaL_checknumber(L, 2);
     luaL_checktype(L, 3, LUA_TFUNCTION);
     stop(L, t);
-    lua_settop(L, 3);
+    lua_settop(L, 4);
+    t->arg_ref = luaL_ref(L, LUA_REGISTRYINDEX);
     t->fn_ref = luaL_ref(L, LUA_REGISTRYINDEX);
     lua_pushvalue(L, 1);
     t->self_ref = luaL_ref(L, LUA_REGISTRYINDEX);
@@ -114,7 +120,7 @@ int lsl_timer_new(lua_State *L)
     t->o.lp = lp;
     t->o.kind = LSL_TIMER;
     t->o.data_ref = LUA_NOREF;
-    t->fn_ref = t->self_ref = LUA_NOREF;
+    t->fn_ref = t->arg_ref = t->self_ref = LUA_NOREF;
     luaL_getmetatable(L, LSL_TIMER_MT);
     lua_setmetatable(L, -2);
     return 1;

@@ -53,19 +53,24 @@ return function(loop, L)
 	-- --- timers ---------------------------------------------------------
 	local timer = {}
 	timer.__index = timer
-	local ntimers = 0
+	local ntimers, arms = 0, 0
+	local fire -- set below round, which it runs
 
-	-- Each due time of an armed timer runs this in a new loop thread (the
-	-- C timer makes it as it fires: an armed timer holds no coroutine).
-	-- Due times are absolute, each the previous one plus the delay, so a
-	-- recurring timer keeps its period and does not drift.  An error in
-	-- the callback disarms the timer and is reported as any loop thread's.
-	local function round(t, token)
-		if t.armed ~= token then return end
-		if not t.recurring then t.armed = nil end
+	-- Each due time of an armed timer runs this in a loop thread (the C
+	-- timer starts it as it fires: an armed timer holds no coroutine).
+	-- t.armed is the number of the arming it belongs to (false when not
+	-- armed), so that a callback that cancels or re-arms its timer ends
+	-- that arming's rounds.  Due times are absolute, each the previous
+	-- one plus the delay, so a recurring timer keeps its period and does
+	-- not drift.  An error in the callback disarms the timer and is
+	-- reported as any loop thread's.
+	local function round(t)
+		local token = t.armed
+		if not token then return end
+		if not t.recurring then t.armed = false end
 		local ok, err = pcall(t.callback, t, t.params)
 		if not ok then
-			if t.armed == token then t.armed = nil end
+			if t.armed == token then t.armed = false end
 			error(err, 0)
 		end
 		if t.armed ~= token then return end
@@ -75,23 +80,26 @@ return function(loop, L)
 				due + math.ceil((now - due) / t.delay + 1e-9) * t.delay or now
 		end
 		t.due = due
-		t.c:start(due, t.fire)
+		t.c:start(due, fire, t)
+	end
+	-- One function for every timer, given the timer (no closure per
+	-- arming); in socketloop.coro each round is a coro thread, as every
+	-- loop thread there.
+	if loop.coro then
+		fire = function(t) loop.newthread(round, t) end
+	else
+		fire = round
 	end
 
 	function timer:arm(initial_delay)
 		assert(initial_delay == nil or initial_delay >= 0,
 			'delay must be greater than or equal to 0')
 		if self.armed then return nil, 'already armed' end
-		local token = {}
-		self.armed = token
+		arms = arms + 1
+		self.armed = arms
 		self.due = loop.now() + (initial_delay or self.delay)
-		if loop.coro then -- a coro thread, as every loop thread there
-			self.fire = function() loop.newthread(round, self, token) end
-		else
-			self.fire = function() round(self, token) end
-		end
-		self.c = self.c or L:timer()
-		self.c:start(self.due, self.fire)
+		if not self.c then self.c = L:timer() end
+		self.c:start(self.due, fire, self)
 		return self
 	end
 
@@ -99,7 +107,7 @@ return function(loop, L)
 	-- come back.
 	function timer:cancel()
 		if not self.armed then return nil, 'not armed' end
-		self.armed = nil
+		self.armed = false
 		self.c:stop()
 		return self
 	end
@@ -111,12 +119,17 @@ return function(loop, L)
 		assert((opts.delay or -1) >= 0, 'delay must be greater than or equal to 0')
 		assert(type(opts.callback) == 'function', 'expected callback to be a function')
 		ntimers = ntimers + 1
+		-- Every field the timer will have, set here: the table is made
+		-- at its full size once.
 		return setmetatable({
 			name = opts.name or 'timer_' .. ntimers,
 			delay = opts.delay,
 			callback = opts.callback,
 			recurring = not not opts.recurring,
 			params = opts.params,
+			armed = false,
+			due = 0,
+			c = L:timer(),
 		}, timer):arm(opts.initial_delay)
 	end
 

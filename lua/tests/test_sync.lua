@@ -271,6 +271,34 @@ loop.timer.new{delay = 0, callback = function() error('raised', 0) end}
 local ok, err = pcall(loop.start)
 assert(not ok and err:find'^raised', tostring(err))
 
+-- Many one-shot timers due at once: callbacks that return hand their
+-- coroutine on to the next one, so a callback that raises, one that waits
+-- (and so keeps its coroutine) and the ones after them must each still
+-- run once, with their own params, in a coroutine nobody else is using.
+loop = socketloop()
+errs = {}
+loop.onerror = function(e) errs[#errs + 1] = e end
+local runs, waited, running, seen, nseen = {}, 0, {}, {}, 0
+local function cb(_, i)
+	local co = coroutine.running()
+	if not seen[co] then seen[co], nseen = true, nseen + 1 end
+	assert(not running[co], 'a coroutine runs two callbacks at once')
+	running[co] = true
+	runs[i] = (runs[i] or 0) + 1
+	if i % 97 == 0 then running[co] = nil; error('raised ' .. i, 0) end
+	if i % 89 == 0 then loop.sleep(0.001); waited = waited + 1 end
+	running[co] = nil
+end
+local NT = 2000
+for i = 1, NT do loop.timer.new{delay = 0, params = i, callback = cb} end
+H.run(loop, H.under_valgrind and 120 or 20)
+for i = 1, NT do assert(runs[i] == 1, ('timer %d ran %s times'):format(i, runs[i])) end
+local fl = math.floor
+assert(waited == fl(NT / 89) - fl(NT / (89 * 97)), waited)
+assert(#errs == fl(NT / 97), #errs)
+for _, e in ipairs(errs) do assert(e:find'^raised %d+', e) end
+assert(nseen < NT / 10, 'callbacks that returned left their coroutine to the next: ' .. nseen)
+
 -- A wake from outside the loop threads (the main code).
 local q = loop.queue.new()
 local got
