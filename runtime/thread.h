@@ -13,8 +13,9 @@ struct gt__thread;
 
 /* A parked thread's entry in a channel's list of waiting senders or
  * receivers (runtime/chan.c).  A single send or receive uses the one in
- * its thread's control block; gt_choose, which waits on several, keeps
- * one per operation on its stack. */
+ * its thread's control block, whose t and index (0) are set once with the
+ * stack (runtime/stack.c); gt_choose, which waits on several, keeps one
+ * per operation on its stack. */
 typedef struct gt__clause {
     gt__list link;        /* in the channel's list */
     struct gt__thread *t; /* the parked thread */
