@@ -233,11 +233,9 @@ __attribute__((noinline)) static int wait_op(gt__sched *S, gt_chan *ch, int op,
     gt__thread *me = S->current;
     if (me->cancelled) return -ECANCELED;
     if (deadline == 0) return -ETIMEDOUT;
-    S = gt__here(); /* the same pointer, kept in a register */
-    clause *c = &me->clause;
-    c->t = me;
+    S = gt__here();          /* the same pointer, kept in a register */
+    clause *c = &me->clause; /* its t and index are set (runtime/stack.c) */
     c->elem = elem;
-    c->index = 0;
     c->result = 0;
     gt__list_push(op == GT_SEND ? &ch->senders : &ch->recvers, &c->link);
     int rc = gt__park_to(S, me, NULL, deadline,

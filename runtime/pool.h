@@ -7,9 +7,11 @@
 
 typedef struct gt__sched gt__sched;
 
-/* A stack kept for reuse. */
+/* A stack kept for reuse, by its control block at the top of the mapping
+ * (which the pool's map_size locates): what spawn takes, with no
+ * arithmetic. */
 typedef struct gt__pooled {
-    char *map;
+    gt__thread *t;
     unsigned vg_id;
 #ifdef GT__TSAN
     void *tsan_fiber;
@@ -17,12 +19,12 @@ typedef struct gt__pooled {
 } gt__pooled;
 
 /* The pool entry for t's stack. */
-static inline gt__pooled gt__pooled_of(const gt__thread *t)
+static inline gt__pooled gt__pooled_of(gt__thread *t)
 {
 #ifdef GT__TSAN
-    return (gt__pooled){t->map, t->vg_id, t->ctx.tsan_fiber};
+    return (gt__pooled){t, t->vg_id, t->ctx.tsan_fiber};
 #else
-    return (gt__pooled){t->map, t->vg_id};
+    return (gt__pooled){t, t->vg_id};
 #endif
 }
 
@@ -55,8 +57,7 @@ static inline int gt__stack_has_warm(const gt__pool *p)
 }
 static inline gt__thread *gt__stack_take_warm(gt__pool *p)
 {
-    char *map = p->v[--p->n].map;
-    return (gt__thread *)(void *)(map + p->map_size - GT__TCB_SIZE);
+    return p->v[--p->n].t;
 }
 static inline gt__thread *gt__stack_warm(gt__pool *p)
 {

@@ -140,13 +140,20 @@ static gt__thread *tcb_of(char *map, size_t map_size)
     return (gt__thread *)(void *)(map + map_size - GT__TCB_SIZE);
 }
 
+/* The mapping whose control block a pool entry holds. */
+static char *map_of(const gt__pooled *id, size_t map_size)
+{
+    return (char *)id->t + GT__TCB_SIZE - map_size;
+}
+
 static size_t map_size_of(size_t size, int flags)
 {
     return flags ? size : size + page_size();
 }
 
-static void unmap(char *map, size_t map_size, const gt__pooled *id)
+static void unmap(const gt__pooled *id, size_t map_size)
 {
+    char *map = map_of(id, map_size);
 #ifdef GT__ASAN
     /* Whatever maps these pages next must not inherit the poison of our
      * frames in ASan's shadow. */
@@ -167,15 +174,18 @@ static void unmap(char *map, size_t map_size, const gt__pooled *id)
 static gt__thread *setup(const gt__pooled *id, size_t map_size, size_t guard,
                          int flags)
 {
-    gt__thread *t = tcb_of(id->map, map_size);
-    t->map = id->map;
+    gt__thread *t = id->t;
+    t->map = map_of(id, map_size);
     t->map_size = map_size;
-    t->stack_lo = id->map + guard;
+    t->stack_lo = t->map + guard;
     t->vg_id = id->vg_id;
 #ifdef GT__TSAN
     t->ctx.tsan_fiber = id->tsan_fiber;
 #endif
     t->flags = flags;
+    /* The thread's own clause names it for as long as the stack lives;
+     * its index stays 0 (runtime/chan.c). */
+    t->clause.t = t;
     /* A no-guard stack's canary is already there: the page is fresh or
      * was given back, and reads as zero (GT__CANARY). */
     return t;
@@ -196,8 +206,7 @@ int gt__stack_get(gt__sched *S, size_t size, int flags, gt__thread **out)
         /* A new low-water mark: the fast path may take another sixteenth
          * of the warm stacks before it comes here again. */
         pool->low = pool->n - (pool->n - pool->cold) / 16;
-        *out =
-            cold ? setup(p, map_size, guard, flags) : tcb_of(p->map, map_size);
+        *out = cold ? setup(p, map_size, guard, flags) : p->t;
         return 0;
     }
     char *map =
@@ -209,7 +218,7 @@ int gt__stack_get(gt__sched *S, size_t size, int flags, gt__thread **out)
         munmap(map, map_size);
         return rc;
     }
-    gt__pooled id = {.map = map};
+    gt__pooled id = {.t = tcb_of(map, map_size)};
 #ifdef GT__VALGRIND
     id.vg_id =
         VALGRIND_STACK_REGISTER(map + guard, map + map_size - GT__TCB_SIZE);
@@ -291,8 +300,7 @@ static int trim_pool(gt__pool *pool)
         size_t k = pool->n - limit;
         size_t batch = max2(budget, pool->n / 16);
         if (k > batch) k = batch;
-        for (size_t i = 0; i < k; i++)
-            unmap(pool->v[i].map, pool->map_size, &pool->v[i]);
+        for (size_t i = 0; i < k; i++) unmap(&pool->v[i], pool->map_size);
         pool->n -= k;
         pool->total = pool->total > k ? pool->total - k : 0;
         memmove(pool->v, pool->v + k, pool->n * sizeof *pool->v);
@@ -301,7 +309,9 @@ static int trim_pool(gt__pool *pool)
         budget = k < budget ? budget - k : 0;
     }
     while (budget && pool->cold < pool->n && warm(pool) > pool->want) {
-        madvise(pool->v[pool->cold++].map, pool->map_size, MADV_DONTNEED);
+        madvise(map_of(&pool->v[pool->cold], pool->map_size), pool->map_size,
+                MADV_DONTNEED);
+        pool->cold++;
         budget--;
     }
     if (pool->low < pool->cold) pool->low = pool->cold;
@@ -323,15 +333,14 @@ void gt__stack_trim(gt__sched *S)
 void gt__stack_unmap(gt__thread *t)
 {
     gt__pooled id = gt__pooled_of(t);
-    unmap(t->map, t->map_size, &id);
+    unmap(&id, t->map_size);
 }
 
 /* Unmaps every pooled stack and forgets the working set; the loop starts
  * a new period after its next round. */
 static void drain(gt__pool *pool)
 {
-    for (size_t i = 0; i < pool->n; i++)
-        unmap(pool->v[i].map, pool->map_size, &pool->v[i]);
+    for (size_t i = 0; i < pool->n; i++) unmap(&pool->v[i], pool->map_size);
     free(pool->v);
     size_t map_size = pool->map_size;
     memset(pool, 0, sizeof *pool);

@@ -13,8 +13,9 @@ struct gt__thread;
 
 /* A parked thread's entry in a channel's list of waiting senders or
  * receivers (runtime/chan.c).  A single send or receive uses the one in
- * its thread's control block; gt_choose, which waits on several, keeps
- * one per operation on its stack. */
+ * its thread's control block, whose t and index (0) are set once with the
+ * stack (runtime/stack.c); gt_choose, which waits on several, keeps one
+ * per operation on its stack. */
 typedef struct gt__clause {
     gt__list link;        /* in the channel's list */
     struct gt__thread *t; /* the parked thread */
@@ -24,7 +25,9 @@ typedef struct gt__clause {
 } gt__clause;
 
 /* A green thread.  It lives at the top of its own stack mapping, so a
- * parked thread that used little stack costs one resident page. */
+ * parked thread that used little stack costs one resident page.  What
+ * every switch reads and writes (context, state, flags for the stack
+ * check, run-queue link) comes first, in the first 64 bytes. */
 typedef struct gt__thread {
     gt__ctx ctx;                /* saved registers while not running */
     int64_t id;                 /* public id, > 0, never reused */
@@ -33,6 +36,7 @@ typedef struct gt__thread {
     int wake_rc;                /* what the current park returns */
     int cancelled;              /* gt_cancel was called */
     int started;                /* has run at least once */
+    int flags;                  /* 0 or GT_NOGUARD (also the pool index) */
     gt__list runq;              /* link in the run queue while READY */
     gt__hnode timer;            /* deadline of the current park */
     int timed;                  /* timer is in the heap */
@@ -48,7 +52,6 @@ typedef struct gt__thread {
     size_t map_size;            /* its size */
     char *stack_lo;             /* lowest usable stack byte (canary there) */
     unsigned vg_id;             /* Valgrind stack id */
-    int flags;                  /* 0 or GT_NOGUARD (also the pool index) */
     char name[32];              /* from gt_attr, NUL-terminated */
 } gt__thread;
 

@@ -1,7 +1,12 @@
 /* Spawning, ids, attributes, yield, -EPERM outside green threads,
- * gt_strerror, gt_join. */
+ * gt_strerror, gt_join, each thread's floating-point control words. */
 #define _GNU_SOURCE 1
 #include "gt_test.h"
+
+#include <fenv.h>
+#if defined(__x86_64__)
+#include <xmmintrin.h>
+#endif
 
 /* --- spawn order ---------------------------------------------------- */
 
@@ -554,6 +559,86 @@ static void test_ids_never_issued(void **state)
     assert_int_equal(I.wrong_cancel, 0);
 }
 
+/* --- floating-point control words ------------------------------------ */
+
+/* The rounding mode in force, as both the x87 unit and SSE see it (on
+ * x86-64 the switch keeps the x87 control word and the MXCSR apart, and
+ * fegetround reads only the first). */
+static int rounding(void)
+{
+#if defined(__x86_64__)
+    static const int sse[] = {FE_TONEAREST, FE_DOWNWARD, FE_UPWARD,
+                              FE_TOWARDZERO};
+    int m = sse[(_mm_getcsr() >> 13) & 3];
+    if (m != fegetround()) return -1;
+    return m;
+#else
+    return fegetround();
+#endif
+}
+
+static struct {
+    int wrong;   /* a thread saw a mode it did not set */
+    int child;   /* the mode a thread spawned by the upward one started in */
+    int64_t kid; /* that thread */
+} F;
+
+static void fp_child(void *arg)
+{
+    (void)arg;
+    F.child = rounding();
+}
+
+/* Sets its own mode, then checks it across yields to a thread in
+ * another mode, across the start and the end of a thread it spawns, and
+ * across a join. */
+static void fp_upward(void *arg)
+{
+    (void)arg;
+    assert_int_equal(fesetround(FE_UPWARD), 0);
+    for (int i = 0; i < 4; i++) {
+        assert_int_equal(gt_yield(), 0);
+        if (rounding() != FE_UPWARD) F.wrong++;
+    }
+    F.kid = tg_spawn(fp_child, NULL);
+    assert_int_equal(gt_join(F.kid, -1), 0);
+    if (rounding() != FE_UPWARD) F.wrong++;
+}
+
+/* Checks the default mode across yields to the upward thread, and
+ * across the end of an upward thread it joins. */
+static void fp_default(void *arg)
+{
+    (void)arg;
+    for (int i = 0; i < 4; i++) {
+        if (rounding() != FE_TONEAREST) F.wrong++;
+        assert_int_equal(gt_yield(), 0);
+    }
+    int64_t up = tg_spawn(fp_upward, NULL);
+    assert_int_equal(gt_join(up, -1), 0);
+    if (rounding() != FE_TONEAREST) F.wrong++;
+}
+
+/* Each thread runs in its own mode.  The assembly switch loads a thread's
+ * control words only when they differ from the ones in force
+ * (runtime/switch_x86_64.S), and starts a new thread in the default ones;
+ * makecontext gives a new thread those of the thread that first switches
+ * to it, so the default thread runs first here. */
+static void test_fp_control(void **state)
+{
+    (void)state;
+    memset(&F, 0, sizeof F);
+    F.child = -2;
+    tg_spawn(fp_default, NULL);
+    tg_spawn(fp_upward, NULL);
+    assert_int_equal(gt_run(), 0);
+    assert_int_equal(F.wrong, 0);
+#ifdef TG_SWITCH_ASM
+    assert_int_equal(F.child, FE_TONEAREST);
+#endif
+    assert_int_equal(rounding(), FE_TONEAREST);
+}
+
 int main(void)
 {
     tg_watchdog(50);
@@ -566,6 +651,7 @@ int main(void)
         TG_TEST(test_join_already_ended), TG_TEST(test_join_bad),
         TG_TEST(test_join_busy),         TG_TEST(test_join_timeout),
         TG_TEST(test_join_chain),        TG_TEST(test_ids_never_issued),
+        TG_TEST(test_fp_control),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
