@@ -10,7 +10,7 @@
  * write (a TLS 1.3 KeyUpdate answer) waits for NET_OUT in the read slot,
  * and the poller's event for NET_OUT finds it there.  OpenSSL's error
  * queue belongs to the OS thread, which the green threads share: every
- * call clears it first and reads it before anything can switch. */
+ * call empties it first and reads it before anything can switch. */
 #include "tls_private.h"
 
 #include <arpa/inet.h>
@@ -117,6 +117,16 @@ static void bio_method_make(void)
 
 /* --- Results ------------------------------------------------------------ */
 
+/* Empties OpenSSL's error queue before a call whose failure reads it.
+ * The queue is almost always empty already (every failure here clears
+ * what it read), and a peek costs far less than ERR_clear_error, which in
+ * OpenSSL 3.0 resets all 16 slots and frees two strings in each: three
+ * clears per echoed message were ~2% of a TLS echo server's CPU. */
+static void clear_errors(void)
+{
+    if (ERR_peek_error()) ERR_clear_error();
+}
+
 /* Remembers a failure for every later call, with its text. */
 static int fatal(tls_sock *t, int code, const char *text)
 {
@@ -205,7 +215,7 @@ static ssize_t tls_read(net_sock *s, void *buf, size_t n)
     tls_sock *t = s->tp_state;
     size_t got;
     if (t->fatal) return again(t);
-    ERR_clear_error();
+    clear_errors();
     if (!SSL_read_ex(t->ssl, buf, n, &got)) return failed(t, 0, 0);
     if (t->sys_errno) return lost(t);
     s->in += (uint64_t)got;
@@ -217,7 +227,7 @@ static ssize_t tls_write(net_sock *s, const void *buf, size_t n)
     tls_sock *t = s->tp_state;
     size_t put;
     if (t->fatal) return again(t);
-    ERR_clear_error();
+    clear_errors();
     if (!SSL_write_ex(t->ssl, buf, n, &put)) return failed(t, 1, 0);
     if (t->sys_errno) return lost(t);
     s->out += (uint64_t)put;
@@ -240,7 +250,7 @@ static int tls_handshake(net_sock *s)
 {
     tls_sock *t = s->tp_state;
     if (t->fatal) return again(t);
-    ERR_clear_error();
+    clear_errors();
     int r = SSL_do_handshake(t->ssl);
     if (r == 1) {
         /* The handshake's crypto ran deep on this green thread's stack,
@@ -267,7 +277,7 @@ static int tls_shutdown(net_sock *s)
     tls_sock *t = s->tp_state;
     if (t->fatal || !SSL_is_init_finished(t->ssl)) return 0;
     if (SSL_get_shutdown(t->ssl) & SSL_SENT_SHUTDOWN) return 0;
-    ERR_clear_error();
+    clear_errors();
     SSL_shutdown(t->ssl);
     ERR_clear_error();
     return 0;
@@ -321,7 +331,7 @@ int net_tls_attach(net_sock *s, net_tls_config *c, const char *name)
     if (!bio_method) return -ENOMEM;
     tls_sock *t = calloc(1, sizeof *t);
     if (!t) return -ENOMEM;
-    ERR_clear_error();
+    clear_errors();
     BIO *b = NULL;
     if (!(t->ssl = SSL_new(c->ctx)) || !(b = BIO_new(bio_method))) goto fail;
     BIO_set_data(b, t);
