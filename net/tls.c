@@ -240,10 +240,11 @@ static int tls_want(const net_sock *s, int dir)
     return t->want[dir];
 }
 
-static size_t tls_pending(const net_sock *s)
+/* Decrypted bytes, or records read ahead and not yet decrypted. */
+static int tls_pending(const net_sock *s)
 {
     const tls_sock *t = s->tp_state;
-    return (size_t)SSL_pending(t->ssl);
+    return SSL_has_pending(t->ssl);
 }
 
 static int tls_handshake(net_sock *s)
