@@ -27,12 +27,14 @@ typedef struct tls_sock {
     SSL *ssl;
     net_sock *s;
     net_tls_config *cfg;
-    int want[2];    /* per direction: what the last -EAGAIN waits for */
-    int eof;        /* the TCP stream has ended */
-    int sys_errno;  /* the last error of the descriptor */
-    int fatal;      /* a failure that every later call returns, or 0 */
-    char text[200]; /* its text */
-    char alpn[256]; /* the ALPN protocol agreed on, NUL-terminated */
+    int want[2];   /* per direction: what the last -EAGAIN waits for */
+    int eof;       /* the TCP stream has ended */
+    int sys_errno; /* the last error of the descriptor */
+    int fatal;     /* a failure that every later call returns, or 0 */
+    /* Made only when asked for, since every idle connection holds this
+     * structure: */
+    char *text; /* the failure's text, or NULL */
+    char *alpn; /* the ALPN protocol agreed on, NUL-terminated, or NULL */
 } tls_sock;
 
 /* --- The BIO on the descriptor ------------------------------------------ */
@@ -131,8 +133,9 @@ static void clear_errors(void)
 static int fatal(tls_sock *t, int code, const char *text)
 {
     t->fatal = code;
-    snprintf(t->text, sizeof t->text, "%s", text);
-    gt__set_detail(code, t->text);
+    free(t->text);
+    t->text = strdup(text); /* without it, later calls say only the code */
+    gt__set_detail(code, text);
     return code;
 }
 
@@ -191,7 +194,7 @@ static int failed(tls_sock *t, int dir, int ret)
 
 static int again(tls_sock *t)
 {
-    if (t->fatal < 0 && t->text[0]) gt__set_detail(t->fatal, t->text);
+    if (t->fatal < 0 && t->text) gt__set_detail(t->fatal, t->text);
     return t->fatal;
 }
 
@@ -289,6 +292,8 @@ static void tls_free(net_sock *s)
     tls_sock *t = s->tp_state;
     SSL_free(t->ssl);
     net__tls_config_unref(t->cfg);
+    free(t->text);
+    free(t->alpn);
     free(t);
     s->tp_state = NULL;
 }
@@ -403,9 +408,10 @@ const char *net_tls_alpn(net_sock *s)
     const unsigned char *p;
     unsigned n;
     if (!t) return NULL;
+    if (t->alpn) return t->alpn;
     SSL_get0_alpn_selected(t->ssl, &p, &n);
-    if (!n) return NULL;
-    memcpy(t->alpn, p, n); /* n < 256: one length byte on the wire */
+    if (!n || !(t->alpn = malloc(n + 1))) return NULL;
+    memcpy(t->alpn, p, n);
     t->alpn[n] = 0;
     return t->alpn;
 }
