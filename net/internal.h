@@ -141,12 +141,13 @@ struct net_sock {
  * waits for on behalf of the op of direction dir (NET__WAIT_IN or
  * NET__WAIT_OUT: a read may need the socket writable, a write readable).
  * The layer never sets the dry marks: it may hold bytes the kernel no
- * longer has (pending says how many are ready to read). */
+ * longer has (pending says whether it does: a read would then go on
+ * without waiting for an event). */
 typedef struct net__transport {
     ssize_t (*read)(net_sock *s, void *buf, size_t n);
     ssize_t (*write)(net_sock *s, const void *buf, size_t n);
     int (*want)(const net_sock *s, int dir);
-    size_t (*pending)(const net_sock *s);
+    int (*pending)(const net_sock *s);
     int (*handshake)(net_sock *s); /* 0 done, -EAGAIN, or an error */
     int (*shutdown)(net_sock *s);  /* our end of the layer, never waits */
     void (*free)(net_sock *s);     /* with the socket's last reference */

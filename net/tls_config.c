@@ -85,6 +85,14 @@ int net_tls_config_new(net_tls_config **out, int role)
                                  SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER |
                                  SSL_MODE_RELEASE_BUFFERS);
     SSL_CTX_set_options(c->ctx, SSL_OP_NO_RENEGOTIATION);
+    /* Without read-ahead OpenSSL reads each record in two recv calls, its
+     * 5-byte header and then its body, and a small message costs three
+     * (the third says EAGAIN); with it, one call takes whatever the
+     * kernel holds.  A step always asks OpenSSL before it waits, and
+     * OpenSSL wants more only after a recv said EAGAIN, so the records it
+     * keeps never wait for an edge that has passed; an op that ends while
+     * they are there wakes the other reader (tls_pending). */
+    SSL_CTX_set_read_ahead(c->ctx, 1);
     SSL_CTX_set_min_proto_version(c->ctx, TLS1_2_VERSION);
     apply_verify(c);
     if (role == NET_TLS_CLIENT && !SSL_CTX_set_default_verify_paths(c->ctx)) {

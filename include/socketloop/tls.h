@@ -109,7 +109,8 @@ GT_API int net_tls_start(net_sock *s, net_tls_config *c, const char *name,
                          int64_t deadline);
 
 /* After the handshake: "TLSv1.3", "TLS_AES_128_GCM_SHA256", the ALPN
- * protocol agreed on (NULL when none), the peer's certificate appended
+ * protocol agreed on (NULL when none, or when its copy, made on the first
+ * call, finds no memory), the peer's certificate appended
  * to out in PEM (-ENOENT when it sent none), its subject in OpenSSL's
  * one-line form.  NULL, or -EINVAL, for a socket without TLS. */
 GT_API const char *net_tls_version(net_sock *s);

@@ -24,15 +24,16 @@
 #              both ends of the window) per round trip
 #   peak kB    (JSON only) the server's peak RSS (VmHWM) at the end of
 #              the cell
-#   idle B/conn  (N=10000 rows) the server's RSS with 10,000 idle
+#   idle B/conn  (N=IDLE_N rows) the server's RSS with IDLE_N idle
 #              connections held by `socketloop-load -i`, minus its RSS
-#              before, over 10,000; a fresh server each time
+#              before, over IDLE_N; a fresh server each time
 # Each value is followed by its ratio to echo-epoll-ref's (TLS rows: to
 # echo-tls-ref's).
 #
 # Environment: DURATION (seconds per cell, default 5), WARMUP (default
 # 0.5), CONNS (default "1 100 1000 10000"), SIZE (default 64), SERVERS
-# (default: every one built; the reference is always measured too).
+# (default: every one built; the reference is always measured too),
+# IDLE_N (the idle connections of the RSS figure, default 10000).
 # Needs taskset (util-linux) and two CPUs; it installs nothing.  Without
 # libuv (Debian: libuv1-dev) echo-libuv-ref is not built and its rows are
 # left out; likewise the Lua rows without lua5.4, the built Lua module, or
@@ -60,7 +61,7 @@ DURATION=${DURATION:-5}
 WARMUP=${WARMUP:-0.5}
 CONNS=${CONNS:-"1 100 1000 10000"}
 SIZE=${SIZE:-64}
-IDLE_N=10000
+IDLE_N=${IDLE_N:-10000}
 
 say() { if [ "$json" = 1 ]; then echo "$@" >&2; else echo "$@"; fi; }
 die() { echo "echo-matrix: $*" >&2; exit 2; }

@@ -2,7 +2,8 @@
 """Runs tools/net/echo-matrix.sh several times and prints, for each server
 and N, the median of each figure with its spread (min-max) and the median
 of its per-run ratio to the epoll reference (each ratio taken within one
-run, where both were measured minutes apart at most).
+run, where both were measured minutes apart at most): the TLS rows'
+ratios are to echo-tls-ref, the others' to echo-epoll-ref.
 
   tools/net/echo-median.py [-r REPS] [BUILD_DIR]     (default 3 reps)
 
@@ -22,15 +23,16 @@ def main():
         runs.append(json.loads(out.strip().splitlines()[-1]))
         print(f'run {i + 1} of {reps} done', file=sys.stderr)
     ref = runs[0]['reference']
+    ref_of = lambda s: 'echo-tls-ref' if 'tls' in s else ref
     keys = ['rate', 'cpu_us_per_rt', 'p50_us', 'p99_us', 'peak_rss_kb']
     cells = {}
     for run in runs:
-        refs = {c['conns']: c for c in run['cells'] if c['server'] == ref}
+        refs = {(c['server'], c['conns']): c for c in run['cells']}
         for c in run['cells']:
             d = cells.setdefault((c['server'], c['conns']), {k: [] for k in keys + ['rate_x', 'cpu_x']})
             for k in keys:
                 if c.get(k) is not None: d[k].append(c[k])
-            r = refs[c['conns']]
+            r = refs[(ref_of(c['server']), c['conns'])]
             if c['rate'] and r['rate']: d['rate_x'].append(c['rate'] / r['rate'])
             if c['cpu_us_per_rt'] and r['cpu_us_per_rt']:
                 d['cpu_x'].append(c['cpu_us_per_rt'] / r['cpu_us_per_rt'])
@@ -40,7 +42,8 @@ def main():
     i0 = lambda x: f'{x:.0f}'
     f2 = lambda x: f'{x:.2f}'
     f3 = lambda x: f'{x:.3f}'
-    print(f'median [min-max] of {reps} runs; x ref = median of per-run ratios to {ref}')
+    print(f'median [min-max] of {reps} runs; x ref = median of per-run ratios to {ref}'
+          ' (TLS rows: to echo-tls-ref)')
     print(f'{"server":16} {"N":>6}  {"rt/s":24} {"x ref":18} {"cpu us/rt":24} {"x ref":18} {"peak RSS kB":22}')
     for (s, n), d in sorted(cells.items(), key=lambda kv: (kv[0][1], kv[0][0])):
         print(f'{s:16} {n:>6}  {fmt(d["rate"], i0):24} {fmt(d["rate_x"], f2):18} '
@@ -59,6 +62,15 @@ def main():
     for s in sorted({c["server"] for c in runs[0]['idle']}):
         v = [c['rss_bytes_per_conn'] for run in runs for c in run['idle']
              if c['server'] == s and c['rss_bytes_per_conn'] is not None]
-        print(f'idle RSS per connection at 10000: {s:16} {fmt(v, i0)} B')
+        # Against its reference run by run, as a difference: what one
+        # connection costs more.
+        dv = []
+        for run in runs:
+            by = {c['server']: c['rss_bytes_per_conn'] for c in run['idle']}
+            a, b = by.get(s), by.get(ref_of(s))
+            if a is not None and b is not None: dv.append(a - b)
+        n = runs[0]['idle'][0]['conns']
+        print(f'idle RSS per connection at {n}: {s:16} {fmt(v, i0)} B, '
+              f'{ref_of(s)} + {fmt(dv, i0)} B')
 
 main()
