@@ -64,7 +64,8 @@ typedef struct net__backend {
      * settle, when an op stops waiting early, cancels its request and
      * waits until the kernel is done with the buffer; returns 1 if a
      * result came in meanwhile and `keep` says the op's next step takes
-     * it, else 0 (the result dropped). */
+     * it, else 0 (a receive's bytes then become the socket's read-ahead,
+     * any other result is dropped). */
     ssize_t (*submit)(net__poller *p, struct net_sock *s, int dir, void *buf,
                       size_t n);
     int (*settle)(net__poller *p, struct net_sock *s, int dir, int keep);

@@ -299,10 +299,17 @@ static ssize_t submit(net__poller *p, net_sock *s, int dir, void *buf, size_t n)
 
 static int settle(net__poller *p, net_sock *s, int dir, int keep)
 {
+    net__sub *u = &s->sub[dir];
     if (s->w.ring & XFER(dir)) cancel_wait(p, &s->w, XFER(dir));
-    if (s->sub[dir].state != NET__SUB_DONE) return 0;
+    if (u->state != NET__SUB_DONE) return 0;
     if (keep) return 1;
-    s->sub[dir].state = NET__SUB_NONE;
+    u->state = NET__SUB_NONE;
+    /* A receive that the op will not take has already taken its bytes
+     * out of the kernel, into the op's buffer: they become the socket's
+     * read-ahead, so that its next read gets them, as it would on a
+     * readiness backend, where they never left the kernel. */
+    if (!dir && u->res > 0 && net_unread(s, u->buf, (size_t)u->res) == 0)
+        s->in += (uint64_t)u->res;
     return 0;
 }
 

@@ -251,6 +251,62 @@ static void test_started_cancel_and_close(void **state)
     assert_int_equal(net_cleanup(), 0);
 }
 
+/* A started receive taken back after its bytes came in, but before the
+ * loop stepped it, keeps them for the next read: on io_uring they are
+ * already out of the kernel, in the op's buffer.  The kernel hands the
+ * completion over while another thread waits out its own cancelled
+ * request (net_recv under gt_cancel), in the same run of the loop. */
+typedef struct keep_ctx {
+    net_sock *a, *b, *d;
+    started st;
+    char buf[16], got[16];
+    int64_t reader;
+    ssize_t rc_cancelled, rc_take, rc;
+} keep_ctx;
+
+static void keep_reader(void *p)
+{
+    keep_ctx *c = p;
+    char tmp[4];
+    c->rc_cancelled = net_recv(c->d, tmp, sizeof tmp, -1);
+    c->rc_take = net_op_cancel(&c->st.op);
+}
+
+static void keep_writer(void *p)
+{
+    keep_ctx *c = p;
+    gt_sleep(gt_now() + 20); /* both requests are in the kernel */
+    assert_int_equal(net_send(c->a, "hello", 5, NULL, 0), 5);
+    gt_cancel(c->reader);
+    gt_join(c->reader, -1);
+    c->rc = net_recv(c->b, c->got, sizeof c->got, gt_now() + 2000);
+}
+
+static void test_started_cancel_keeps_data(void **state)
+{
+    (void)state;
+    static keep_ctx c;
+    net_sock *other;
+    memset(&c, 0, sizeof c);
+    assert_int_equal(nt_pair(&c.a, &c.b), 0);
+    assert_int_equal(nt_pair(&other, &c.d), 0);
+    start_recv(&c.st, c.b, c.buf, sizeof c.buf);
+    assert_int_equal(net_op_start(&c.st.op), 0);
+    c.reader = tg_spawn(keep_reader, &c);
+    tg_spawn(keep_writer, &c);
+    NT_RUN();
+    assert_int_equal(c.rc_cancelled, -ECANCELED);
+    assert_int_equal(c.rc_take, 0);
+    assert_int_equal(c.st.calls, 0);
+    assert_int_equal(c.rc, 5);
+    assert_memory_equal(c.got, "hello", 5);
+    assert_int_equal(net_close(c.a), 0);
+    assert_int_equal(net_close(c.b), 0);
+    assert_int_equal(net_close(other), 0);
+    assert_int_equal(net_close(c.d), 0);
+    assert_int_equal(net_cleanup(), 0);
+}
+
 /* The idle bound ends a wait in which nothing moves; a whole-call deadline
  * ends the call; a sleep ends at its deadline, from the loop. */
 static void test_started_bounds(void **state)
@@ -357,6 +413,7 @@ int main(void)
         NT_TEST(test_cancel_then_close),
         NT_TEST(test_started_recv),
         NT_TEST(test_started_cancel_and_close),
+        NT_TEST(test_started_cancel_keeps_data),
         NT_TEST(test_started_bounds),
         NT_TEST(test_done_closes_in_batch),
     };
